@@ -1,0 +1,1 @@
+"""Adapters for public tabular NAS benchmarks (read from local files, never downloaded)."""
