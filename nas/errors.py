@@ -13,3 +13,7 @@ class SpaceError(UserError, ValueError):
 
 class IncompatibleFileError(UserError, ValueError):
     """A checkpoint, table or predictor made for another space, device or format."""
+
+
+class DataError(UserError, ValueError):
+    """A data set path, layout or array content that does not fit what the loader expects."""
