@@ -1,0 +1,226 @@
+"""Operations on a space: enumerate choices, sample, mutate, cross over, count, validate, hash.
+
+All randomness comes from a passed ``numpy.random.Generator``. A genome is a fixed-length int vector
+``[resolution, (width, depth, slot_0 .. slot_{D-1}) per stage]`` of choice indices; slots beyond the
+stage's depth are inactive (ignored by :func:`decode`, zeroed by :func:`canonical`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict
+from functools import lru_cache
+
+import numpy as np
+
+from nas.arch import Architecture, Layer, Stage, make_layer
+from nas.errors import SpaceError
+from nas.spaces.schema import SearchSpace, StageSpec
+
+
+@lru_cache(maxsize=256)
+def stage_layer_choices(stage: StageSpec) -> tuple[Layer, ...]:
+    """Every layer value a slot of ``stage`` can take, in canonical order (kind, then options)."""
+    out: list[Layer] = []
+    for block in stage.blocks:
+        choices = block.option_choices()
+        names = list(choices)
+        for combo in itertools.product(*(choices[n] for n in names)):
+            out.append(make_layer(block.kind, **dict(zip(names, combo))))
+    return tuple(out)
+
+
+def _kind_groups(stage: StageSpec) -> list[list[int]]:
+    choices = stage_layer_choices(stage)
+    return [[i for i, c in enumerate(choices) if c.kind == b.kind] for b in stage.blocks]
+
+
+def _sample_layer(stage: StageSpec, rng: np.random.Generator) -> Layer:
+    """Uniform over kinds, then uniform over that kind's options."""
+    groups = _kind_groups(stage)
+    group = groups[int(rng.integers(len(groups)))]
+    return stage_layer_choices(stage)[group[int(rng.integers(len(group)))]]
+
+
+def sample(space: SearchSpace, rng: np.random.Generator) -> Architecture:
+    """A random architecture: uniform resolution, width, depth; per layer a uniform kind then options."""
+    resolution = space.resolutions[int(rng.integers(len(space.resolutions)))]
+    stages = []
+    for stage in space.stages:
+        width = stage.widths[int(rng.integers(len(stage.widths)))]
+        depth = stage.depths[int(rng.integers(len(stage.depths)))]
+        stages.append(Stage(width=width, layers=tuple(_sample_layer(stage, rng) for _ in range(depth))))
+    return Architecture(resolution=resolution, stages=tuple(stages))
+
+
+# ----- genome -----
+def cardinalities(space: SearchSpace) -> np.ndarray:
+    """Number of choices of each genome position."""
+    card = [len(space.resolutions)]
+    for stage in space.stages:
+        card += [len(stage.widths), len(stage.depths)]
+        card += [len(stage_layer_choices(stage))] * stage.max_depth
+    return np.array(card, dtype=np.int64)
+
+
+def encode(space: SearchSpace, arch: Architecture) -> np.ndarray:
+    """Architecture -> genome (inactive slots are 0)."""
+    validate(space, arch)
+    genes = [space.resolutions.index(arch.resolution)]
+    for spec, stage in zip(space.stages, arch.stages):
+        choices = stage_layer_choices(spec)
+        genes += [spec.widths.index(stage.width), spec.depths.index(stage.depth)]
+        slots = [choices.index(layer) for layer in stage.layers]
+        genes += slots + [0] * (spec.max_depth - len(slots))
+    return np.array(genes, dtype=np.int64)
+
+
+def decode(space: SearchSpace, genes: np.ndarray) -> Architecture:
+    """Genome -> architecture (inactive slots ignored)."""
+    genes = np.asarray(genes)
+    card = cardinalities(space)
+    if genes.shape != card.shape or (genes < 0).any() or (genes >= card).any():
+        raise SpaceError(f"genome {genes.tolist()} does not fit {space.name}: cardinalities {card.tolist()}")
+    pos = 1
+    stages = []
+    for spec in space.stages:
+        choices = stage_layer_choices(spec)
+        width = spec.widths[genes[pos]]
+        depth = spec.depths[genes[pos + 1]]
+        slots = genes[pos + 2 : pos + 2 + depth]
+        stages.append(Stage(width=width, layers=tuple(choices[int(g)] for g in slots)))
+        pos += 2 + spec.max_depth
+    return Architecture(resolution=space.resolutions[genes[0]], stages=tuple(stages))
+
+
+def active_mask(space: SearchSpace, genes: np.ndarray) -> np.ndarray:
+    """Boolean mask (n, g) of genome positions that matter (slots within the chosen depth)."""
+    genes = np.atleast_2d(genes)
+    mask = np.ones_like(genes, dtype=bool)
+    pos = 1
+    for spec in space.stages:
+        depth = np.asarray(spec.depths)[genes[:, pos + 1]]
+        slot = np.arange(spec.max_depth)
+        mask[:, pos + 2 : pos + 2 + spec.max_depth] = slot[None, :] < depth[:, None]
+        pos += 2 + spec.max_depth
+    return mask
+
+
+def canonical(space: SearchSpace, genes: np.ndarray) -> np.ndarray:
+    """Zero the inactive slots so that equal architectures have equal genomes."""
+    genes = np.atleast_2d(np.asarray(genes))
+    return np.where(active_mask(space, genes), genes, 0)
+
+
+def mutate(space: SearchSpace, arch: Architecture, rng: np.random.Generator, prob: float = 0.1) -> Architecture:
+    """Resample each genome position with probability ``prob``; at least one active position changes."""
+    genes = encode(space, arch)
+    card = cardinalities(space)
+    # Fill inactive slots with random values so that a depth increase brings fresh layers.
+    inactive = ~active_mask(space, genes)[0]
+    genes[inactive] = rng.integers(card[inactive])
+    flips = (rng.random(len(genes)) < prob) & (card > 1)
+    active = active_mask(space, genes)[0] & (card > 1)
+    if not (flips & active).any() and active.any():
+        flips[rng.choice(np.flatnonzero(active))] = True
+    for i in np.flatnonzero(flips):
+        genes[i] = (genes[i] + 1 + rng.integers(card[i] - 1)) % card[i]
+    child = decode(space, genes)
+    return child
+
+
+def crossover(space: SearchSpace, a: Architecture, b: Architecture, rng: np.random.Generator) -> Architecture:
+    """Uniform crossover of the two genomes (inactive slots of a parent are filled at random)."""
+    card = cardinalities(space)
+    ga, gb = encode(space, a), encode(space, b)
+    for g in (ga, gb):
+        inactive = ~active_mask(space, g)[0]
+        g[inactive] = rng.integers(card[inactive])
+    take_b = rng.random(len(ga)) < 0.5
+    return decode(space, np.where(take_b, gb, ga))
+
+
+# ----- checks and counts -----
+def validate(space: SearchSpace, arch: Architecture) -> None:
+    """Raise SpaceError naming the first part of ``arch`` outside ``space``."""
+    if not isinstance(arch, Architecture):
+        raise SpaceError(f"expected an Architecture, got {type(arch).__name__}")
+    if arch.resolution not in space.resolutions:
+        raise SpaceError(f"resolution {arch.resolution} not in {space.name}: allowed {list(space.resolutions)}")
+    if len(arch.stages) != len(space.stages):
+        raise SpaceError(f"{len(arch.stages)} stages; {space.name} has {len(space.stages)}")
+    for i, (spec, stage) in enumerate(zip(space.stages, arch.stages)):
+        if stage.width not in spec.widths:
+            raise SpaceError(f"stage {i}: width {stage.width} not allowed; allowed {list(spec.widths)}")
+        if stage.depth not in spec.depths:
+            raise SpaceError(f"stage {i}: depth {stage.depth} not allowed; allowed {list(spec.depths)}")
+        for j, layer in enumerate(stage.layers):
+            if layer.kind not in spec.kinds:
+                raise SpaceError(f"stage {i} layer {j}: kind {layer.kind!r} not allowed; allowed {list(spec.kinds)}")
+            choices = spec.block(layer.kind).option_choices()
+            for name, value in layer.options().items():
+                if value not in choices[name]:
+                    raise SpaceError(
+                        f"stage {i} layer {j} ({layer.kind}): {name}={value!r} not allowed; "
+                        f"allowed {list(choices[name])}"
+                    )
+
+
+def contains(space: SearchSpace, arch: Architecture) -> bool:
+    try:
+        validate(space, arch)
+    except SpaceError:
+        return False
+    return True
+
+
+def size(space: SearchSpace) -> int:
+    """Exact number of distinct subnets."""
+    total = len(space.resolutions)
+    for stage in space.stages:
+        n_layer = len(stage_layer_choices(stage))
+        total *= len(stage.widths) * sum(n_layer**d for d in stage.depths)
+    return total
+
+
+def _extreme(space: SearchSpace, pick: str) -> Architecture:
+    """The max- or min-MACs architecture: extreme resolution, width and depth, per slot the layer
+    choice with the extreme MACs at the stage's extreme width."""
+    from nas.costs import layer_macs
+
+    big = pick == "max"
+    choose = max if big else min
+    res = choose(space.resolutions)
+    stages = []
+    c_in = space.stem.width
+    for i, spec in enumerate(space.stages):
+        width = choose(spec.widths)
+        depth = choose(spec.depths)
+        layers = []
+        for j in range(depth):
+            cin = c_in if j == 0 else width
+            layers.append(choose(stage_layer_choices(spec), key=lambda layer: layer_macs(space, res, i, j, layer, cin, width)))
+        stages.append(Stage(width=width, layers=tuple(layers)))
+        c_in = width
+    return Architecture(resolution=res, stages=tuple(stages))
+
+
+def largest(space: SearchSpace) -> Architecture:
+    return _extreme(space, "max")
+
+
+def smallest(space: SearchSpace) -> Architecture:
+    return _extreme(space, "min")
+
+
+def space_hash(space: SearchSpace) -> str:
+    """Stable 16-hex-digit hash of everything that shapes the weights and costs (not the name)."""
+    data = asdict(space)
+    data.pop("source", None)
+    data.pop("description", None)
+    data.pop("name", None)
+    data["kinds"] = [[b.kind for b in s.blocks] for s in space.stages]
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
