@@ -1,0 +1,161 @@
+"""The data layer: load a data set from a spec string, split it, normalise it, and batch it.
+
+Specs (nothing is ever downloaded)::
+
+    digits              scikit-learn's 8x8 handwritten digits (embedded default)
+    cifar10:PATH        CIFAR-10 python batches (data_batch_1..5, test_batch, batches.meta)
+    cifar100:PATH       CIFAR-100 python batches (train, test, meta), fine labels
+    folder:PATH         image folder: PATH/<class>/<image>, or PATH/{train,val,test}/<class>/
+    npz:PATH            arrays x_train, y_train[, x_val, y_val, x_test, y_test][, class_names]
+
+Held-out policy: ``splits.test`` is never used for selection or search; training uses ``train``,
+every choice (architecture search, early stopping, BN-recalibrated subnet ranking) uses ``val``.
+
+Example::
+
+    splits = load_dataset("digits", seed=0)
+    loader = BatchLoader(splits.train, batch_size=64, resolution=32, in_channels=3,
+                         shuffle=True, seed=0, augment=True)
+    for epoch in range(epochs):
+        loader.set_epoch(epoch)
+        for x, y in loader: ...
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nas.data.batches import (
+    BatchLoader,
+    check_channels,
+    iterate_batches,
+    match_channels,
+    num_batches,
+    random_translate,
+    resize_images,
+)
+from nas.data.checks import RawData
+from nas.data.splits import DatasetSplits, Split, build_splits, check_fractions, describe
+from nas.errors import DataError
+
+__all__ = [
+    "SPEC_KINDS",
+    "BatchLoader",
+    "DataError",
+    "DatasetSplits",
+    "Split",
+    "check_channels",
+    "describe",
+    "iterate_batches",
+    "load_dataset",
+    "match_channels",
+    "num_batches",
+    "parse_spec",
+    "random_translate",
+    "resize_images",
+]
+
+SPEC_KINDS = ("digits", "cifar10", "cifar100", "folder", "npz")
+_SPEC_HELP = "digits, cifar10:PATH, cifar100:PATH, folder:PATH or npz:PATH"
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split a data spec into ``(kind, path)``; ``path`` is ``""`` for ``digits``."""
+    kind, sep, path = spec.strip().partition(":")
+    kind = kind.lower()
+    if kind not in SPEC_KINDS:
+        raise DataError(f"unknown data spec {spec!r}; expected {_SPEC_HELP}")
+    if kind == "digits":
+        if sep:
+            raise DataError(f"data spec {spec!r}: digits takes no path; expected just 'digits'")
+        return kind, ""
+    if not path.strip():
+        raise DataError(f"data spec {spec!r}: no path; expected {kind}:PATH")
+    return kind, path.strip()
+
+
+def _resize_raw(x: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
+    """Resize raw (N, C, H, W) pixels to size x size (float32), antialiased when shrinking."""
+    if x.shape[2:] == (size, size):
+        return x
+    parts = [
+        resize_images(torch.from_numpy(x[i : i + chunk]).float(), size).numpy()
+        for i in range(0, x.shape[0], chunk)
+    ]
+    c = x.shape[1]
+    return np.concatenate(parts) if parts else np.empty((0, c, size, size), np.float32)
+
+
+def _load_raw(
+    kind: str,
+    path: str,
+    *,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    image_size: int | None,
+) -> RawData:
+    if kind == "digits":
+        from nas.data.sources import load_digits_raw
+
+        return load_digits_raw(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    if kind in ("cifar10", "cifar100"):
+        from nas.data.sources import load_cifar_raw
+
+        return load_cifar_raw(kind, path, seed=seed, val_fraction=val_fraction)
+    if kind == "npz":
+        from nas.data.sources import load_npz_raw
+
+        return load_npz_raw(path, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    from nas.data.folder import load_folder_raw
+
+    return load_folder_raw(
+        path,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        image_size=image_size,
+    )
+
+
+def load_dataset(
+    spec: str,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    image_size: int | None = None,
+) -> DatasetSplits:
+    """Load ``spec`` (see the module docstring) into normalised train/val/test splits.
+
+    Splits are seeded and stratified (same seed, same split). Splits a source already provides
+    (the CIFAR test batch; val/test arrays or folders) are used as given, and the fractions only
+    apply to the parts carved from train. ``image_size`` resizes every image to a square of that
+    side at load time (native size by default). Bad paths, layouts or contents raise
+    :class:`nas.errors.DataError` (a ``UserError``) with one message naming the file or array.
+    """
+    kind, path = parse_spec(spec)
+    check_fractions(val_fraction, test_fraction)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"data seed must be a non-negative integer, got {seed!r}")
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
+        raise DataError(f"image size must be a positive integer, got {image_size!r}")
+    raw = _load_raw(
+        kind,
+        path,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        image_size=image_size,
+    )
+    parts = {"train": raw.train, "val": raw.val, "test": raw.test}
+    if image_size is not None:
+        parts = {k: (_resize_raw(x, image_size), y) for k, (x, y) in parts.items()}
+    return build_splits(
+        name=raw.name,
+        source=raw.source,
+        class_names=raw.class_names,
+        pixel_scale=raw.pixel_scale,
+        **parts,
+    )
