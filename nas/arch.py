@@ -201,7 +201,9 @@ class Architecture:
     def from_str(cls, text: str) -> Architecture:
         groups = [g.strip() for g in text.strip().split("|")]
         if not groups or not re.fullmatch(r"r\d+", groups[0]):
-            raise SpaceError(f"architecture string {text!r}: expected it to start with r<resolution>")
+            raise SpaceError(
+                f"architecture string {text!r}: expected it to start with r<resolution>"
+            )
         stages = []
         for g in groups[1:]:
             head, sep, body = g.partition(":")

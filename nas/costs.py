@@ -151,7 +151,13 @@ def _(u: HeadUnit) -> int:
 
 
 def layer_macs(
-    space: SearchSpace, resolution: int, stage_index: int, position: int, layer: Layer, c_in: int, c_out: int
+    space: SearchSpace,
+    resolution: int,
+    stage_index: int,
+    position: int,
+    layer: Layer,
+    c_in: int,
+    c_out: int,
 ) -> int:
     """MACs of one layer slot (with its transition, if any) at a resolution."""
     size = stage_input_sizes(space, resolution)[stage_index]

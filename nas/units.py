@@ -52,7 +52,9 @@ class StemUnit:
 
     @property
     def key(self) -> str:
-        return f"stem:i{self.c_in}:o{self.c_out}:h{self.size}:k{self.kernel}:s{self.stride}:{self.act}"
+        return (
+            f"stem:i{self.c_in}:o{self.c_out}:h{self.size}:k{self.kernel}:s{self.stride}:{self.act}"
+        )
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,9 @@ class HeadUnit:
     @property
     def key(self) -> str:
         hidden = self.hidden or 0
-        return f"head:i{self.c_in}:h{self.size}:w{self.width}:f{hidden}:c{self.num_classes}:{self.act}"
+        return (
+            f"head:i{self.c_in}:h{self.size}:w{self.width}:f{hidden}:c{self.num_classes}:{self.act}"
+        )
 
 
 Unit = StemUnit | ConvUnit | TransitionUnit | AttnUnit | MixerUnit | HeadUnit
@@ -167,7 +171,13 @@ def _fmt(value: float) -> str:
 
 
 def layer_units(
-    space: SearchSpace, stage_index: int, position: int, layer: Layer, c_in: int, c_out: int, size: int
+    space: SearchSpace,
+    stage_index: int,
+    position: int,
+    layer: Layer,
+    c_in: int,
+    c_out: int,
+    size: int,
 ) -> list[Unit]:
     """Units of one layer at a given position, input width and input size."""
     stage = space.stages[stage_index]
@@ -176,8 +186,15 @@ def layer_units(
     if isinstance(layer, ConvLayer):
         return [
             ConvUnit(
-                c_in=c_in, c_out=c_out, size=size, stride=stride, kernel=layer.kernel,
-                expand=layer.expand, se=layer.se, act=stage.act, residual=not first,
+                c_in=c_in,
+                c_out=c_out,
+                size=size,
+                stride=stride,
+                kernel=layer.kernel,
+                expand=layer.expand,
+                se=layer.se,
+                act=stage.act,
+                residual=not first,
             )
         ]
     units: list[Unit] = []
@@ -187,26 +204,52 @@ def layer_units(
     if isinstance(layer, AttnLayer):
         spec = stage.block("attn")
         assert isinstance(spec, AttnSpec)
-        units.append(AttnUnit(c=c_out, size=size, heads=layer.heads, head_dim=spec.head_dim,
-                              mlp_ratio=layer.mlp_ratio))
+        units.append(
+            AttnUnit(
+                c=c_out,
+                size=size,
+                heads=layer.heads,
+                head_dim=spec.head_dim,
+                mlp_ratio=layer.mlp_ratio,
+            )
+        )
     elif isinstance(layer, MixerLayer):
         spec = stage.block("mixer")
         assert isinstance(spec, MixerSpec)
-        units.append(MixerUnit(c=c_out, size=size, window=spec.window,
-                               token_ratio=layer.token_ratio, channel_ratio=layer.channel_ratio))
+        units.append(
+            MixerUnit(
+                c=c_out,
+                size=size,
+                window=spec.window,
+                token_ratio=layer.token_ratio,
+                channel_ratio=layer.channel_ratio,
+            )
+        )
     return units
 
 
 def stem_unit(space: SearchSpace, resolution: int) -> StemUnit:
     s = space.stem
-    return StemUnit(c_in=space.in_channels, c_out=s.width, size=resolution, kernel=s.kernel,
-                    stride=s.stride, act=s.act)
+    return StemUnit(
+        c_in=space.in_channels,
+        c_out=s.width,
+        size=resolution,
+        kernel=s.kernel,
+        stride=s.stride,
+        act=s.act,
+    )
 
 
 def head_unit(space: SearchSpace, c_in: int, size: int) -> HeadUnit:
     h = space.head
-    return HeadUnit(c_in=c_in, size=size, width=h.width, hidden=h.hidden,
-                    num_classes=space.num_classes, act=h.act)
+    return HeadUnit(
+        c_in=c_in,
+        size=size,
+        width=h.width,
+        hidden=h.hidden,
+        num_classes=space.num_classes,
+        act=h.act,
+    )
 
 
 def arch_units(space: SearchSpace, arch: Architecture) -> list[Unit]:

@@ -41,7 +41,9 @@ def parse_cell(arch_str: str) -> np.ndarray:
                 continue
             name, _, _src = token.partition("~")
             if name not in OPS:
-                raise ValueError(f"unknown NB201 operation {name!r} in {arch_str!r}; expected one of {OPS}")
+                raise ValueError(
+                    f"unknown NB201 operation {name!r} in {arch_str!r}; expected one of {OPS}"
+                )
             ops.append(name)
     if len(ops) != N_EDGES:
         raise ValueError(f"NB201 cell {arch_str!r} has {len(ops)} edges; expected {N_EDGES}")

@@ -26,7 +26,16 @@ from nas.spaces.schema import (
 
 SHIPPED_DIR = Path(search_spaces.__file__).resolve().parent
 
-_TOP_KEYS = {"name", "description", "in_channels", "num_classes", "resolutions", "stem", "stages", "head"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "in_channels",
+    "num_classes",
+    "resolutions",
+    "stem",
+    "stages",
+    "head",
+}
 _STAGE_KEYS = {"name", "widths", "depths", "stride", "act", "blocks"}
 _BLOCK_KEYS = {
     "conv": {"kernels", "expands", "se"},
@@ -98,11 +107,15 @@ def _block(kind: str, data: Any, where: str) -> ConvSpec | AttnSpec | MixerSpec:
         if kind == "attn":
             return AttnSpec(
                 heads=_choices(_require(data, "heads", where), f"{where}.heads", kind=int),
-                mlp_ratios=_choices(_require(data, "mlp_ratios", where), f"{where}.mlp_ratios", kind=num),
+                mlp_ratios=_choices(
+                    _require(data, "mlp_ratios", where), f"{where}.mlp_ratios", kind=num
+                ),
                 head_dim=_int(data.get("head_dim", 16), f"{where}.head_dim"),
             )
         return MixerSpec(
-            token_ratios=_choices(_require(data, "token_ratios", where), f"{where}.token_ratios", kind=num),
+            token_ratios=_choices(
+                _require(data, "token_ratios", where), f"{where}.token_ratios", kind=num
+            ),
             channel_ratios=_choices(
                 _require(data, "channel_ratios", where), f"{where}.channel_ratios", kind=num
             ),
@@ -116,8 +129,12 @@ def _block(kind: str, data: Any, where: str) -> ConvSpec | AttnSpec | MixerSpec:
 def space_from_dict(data: Any, *, where: str = "<space>") -> SearchSpace:
     """Build and validate a SearchSpace from parsed YAML."""
     data = _check_keys(data, _TOP_KEYS, where)
-    stem_d = _check_keys(_require(data, "stem", where), {"width", "kernel", "stride", "act"}, f"{where}: stem")
-    head_d = _check_keys(_require(data, "head", where), {"width", "hidden", "act", "dropout"}, f"{where}: head")
+    stem_d = _check_keys(
+        _require(data, "stem", where), {"width", "kernel", "stride", "act"}, f"{where}: stem"
+    )
+    head_d = _check_keys(
+        _require(data, "head", where), {"width", "hidden", "act", "dropout"}, f"{where}: head"
+    )
     stem = StemSpec(
         width=_int(_require(stem_d, "width", f"{where}: stem"), f"{where}: stem.width"),
         kernel=_int(stem_d.get("kernel", 3), f"{where}: stem.kernel"),
@@ -156,7 +173,9 @@ def space_from_dict(data: Any, *, where: str = "<space>") -> SearchSpace:
         name=str(_require(data, "name", where)),
         in_channels=_int(_require(data, "in_channels", where), f"{where}: in_channels"),
         num_classes=_int(_require(data, "num_classes", where), f"{where}: num_classes"),
-        resolutions=_choices(_require(data, "resolutions", where), f"{where}: resolutions", kind=int),
+        resolutions=_choices(
+            _require(data, "resolutions", where), f"{where}: resolutions", kind=int
+        ),
         stem=stem,
         stages=tuple(stages),
         head=head,

@@ -51,7 +51,9 @@ def sample(space: SearchSpace, rng: np.random.Generator) -> Architecture:
     for stage in space.stages:
         width = stage.widths[int(rng.integers(len(stage.widths)))]
         depth = stage.depths[int(rng.integers(len(stage.depths)))]
-        stages.append(Stage(width=width, layers=tuple(_sample_layer(stage, rng) for _ in range(depth))))
+        stages.append(
+            Stage(width=width, layers=tuple(_sample_layer(stage, rng) for _ in range(depth)))
+        )
     return Architecture(resolution=resolution, stages=tuple(stages))
 
 
@@ -82,7 +84,9 @@ def decode(space: SearchSpace, genes: np.ndarray) -> Architecture:
     genes = np.asarray(genes)
     card = cardinalities(space)
     if genes.shape != card.shape or (genes < 0).any() or (genes >= card).any():
-        raise SpaceError(f"genome {genes.tolist()} does not fit {space.name}: cardinalities {card.tolist()}")
+        raise SpaceError(
+            f"genome {genes.tolist()} does not fit {space.name}: cardinalities {card.tolist()}"
+        )
     pos = 1
     stages = []
     for spec in space.stages:
@@ -114,7 +118,9 @@ def canonical(space: SearchSpace, genes: np.ndarray) -> np.ndarray:
     return np.where(active_mask(space, genes), genes, 0)
 
 
-def mutate(space: SearchSpace, arch: Architecture, rng: np.random.Generator, prob: float = 0.1) -> Architecture:
+def mutate(
+    space: SearchSpace, arch: Architecture, rng: np.random.Generator, prob: float = 0.1
+) -> Architecture:
     """Resample each genome position with probability ``prob``; at least one active position changes."""
     genes = encode(space, arch)
     card = cardinalities(space)
@@ -131,7 +137,9 @@ def mutate(space: SearchSpace, arch: Architecture, rng: np.random.Generator, pro
     return child
 
 
-def crossover(space: SearchSpace, a: Architecture, b: Architecture, rng: np.random.Generator) -> Architecture:
+def crossover(
+    space: SearchSpace, a: Architecture, b: Architecture, rng: np.random.Generator
+) -> Architecture:
     """Uniform crossover of the two genomes (inactive slots of a parent are filled at random)."""
     card = cardinalities(space)
     ga, gb = encode(space, a), encode(space, b)
@@ -148,17 +156,25 @@ def validate(space: SearchSpace, arch: Architecture) -> None:
     if not isinstance(arch, Architecture):
         raise SpaceError(f"expected an Architecture, got {type(arch).__name__}")
     if arch.resolution not in space.resolutions:
-        raise SpaceError(f"resolution {arch.resolution} not in {space.name}: allowed {list(space.resolutions)}")
+        raise SpaceError(
+            f"resolution {arch.resolution} not in {space.name}: allowed {list(space.resolutions)}"
+        )
     if len(arch.stages) != len(space.stages):
         raise SpaceError(f"{len(arch.stages)} stages; {space.name} has {len(space.stages)}")
     for i, (spec, stage) in enumerate(zip(space.stages, arch.stages)):
         if stage.width not in spec.widths:
-            raise SpaceError(f"stage {i}: width {stage.width} not allowed; allowed {list(spec.widths)}")
+            raise SpaceError(
+                f"stage {i}: width {stage.width} not allowed; allowed {list(spec.widths)}"
+            )
         if stage.depth not in spec.depths:
-            raise SpaceError(f"stage {i}: depth {stage.depth} not allowed; allowed {list(spec.depths)}")
+            raise SpaceError(
+                f"stage {i}: depth {stage.depth} not allowed; allowed {list(spec.depths)}"
+            )
         for j, layer in enumerate(stage.layers):
             if layer.kind not in spec.kinds:
-                raise SpaceError(f"stage {i} layer {j}: kind {layer.kind!r} not allowed; allowed {list(spec.kinds)}")
+                raise SpaceError(
+                    f"stage {i} layer {j}: kind {layer.kind!r} not allowed; allowed {list(spec.kinds)}"
+                )
             choices = spec.block(layer.kind).option_choices()
             for name, value in layer.options().items():
                 if value not in choices[name]:
@@ -201,7 +217,12 @@ def _extreme(space: SearchSpace, pick: str) -> Architecture:
         layers = []
         for j in range(depth):
             cin = c_in if j == 0 else width
-            layers.append(choose(stage_layer_choices(spec), key=lambda layer: layer_macs(space, res, i, j, layer, cin, width)))
+            layers.append(
+                choose(
+                    stage_layer_choices(spec),
+                    key=lambda layer: layer_macs(space, res, i, j, layer, cin, width),
+                )
+            )
         stages.append(Stage(width=width, layers=tuple(layers)))
         c_in = width
     return Architecture(resolution=res, stages=tuple(stages))

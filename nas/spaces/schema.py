@@ -15,7 +15,9 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "hswish", "gelu", "silu")
 KINDS: tuple[str, ...] = ("conv", "attn", "mixer")
 
 
-def _choices(value: object, where: str, *, kind: type | tuple[type, ...], positive: bool = True) -> tuple:
+def _choices(
+    value: object, where: str, *, kind: type | tuple[type, ...], positive: bool = True
+) -> tuple:
     if not isinstance(value, list | tuple):
         value = [value]
     if len(value) == 0:
@@ -36,7 +38,10 @@ def _choices(value: object, where: str, *, kind: type | tuple[type, ...], positi
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join({"int": "an integer", "float": "a number", "bool": "true/false"}.get(k.__name__, k.__name__) for k in kinds)
+    return " or ".join(
+        {"int": "an integer", "float": "a number", "bool": "true/false"}.get(k.__name__, k.__name__)
+        for k in kinds
+    )
 
 
 def _check_act(act: str, where: str) -> str:
@@ -139,7 +144,9 @@ class StageSpec:
         for b in self.blocks:
             if b.kind == kind:
                 return b
-        raise SpaceError(f"stage {self.name!r}: block kind {kind!r} not allowed; allowed: {', '.join(self.kinds)}")
+        raise SpaceError(
+            f"stage {self.name!r}: block kind {kind!r} not allowed; allowed: {', '.join(self.kinds)}"
+        )
 
     @property
     def max_depth(self) -> int:
@@ -162,27 +169,27 @@ class SearchSpace:
 
     # Sampling, mutation, counting and hashing live in nas.spaces.ops to keep this module data-only;
     # they are re-exported as methods for convenience.
-    def sample(self, rng):  # noqa: ANN001, ANN201 - thin forwarders, documented in ops
+    def sample(self, rng):
         from nas.spaces import ops
 
         return ops.sample(self, rng)
 
-    def mutate(self, arch, rng, prob: float = 0.1):  # noqa: ANN001, ANN201
+    def mutate(self, arch, rng, prob: float = 0.1):
         from nas.spaces import ops
 
         return ops.mutate(self, arch, rng, prob=prob)
 
-    def crossover(self, a, b, rng):  # noqa: ANN001, ANN201
+    def crossover(self, a, b, rng):
         from nas.spaces import ops
 
         return ops.crossover(self, a, b, rng)
 
-    def contains(self, arch) -> bool:  # noqa: ANN001
+    def contains(self, arch) -> bool:
         from nas.spaces import ops
 
         return ops.contains(self, arch)
 
-    def validate(self, arch) -> None:  # noqa: ANN001
+    def validate(self, arch) -> None:
         from nas.spaces import ops
 
         ops.validate(self, arch)
@@ -192,12 +199,12 @@ class SearchSpace:
 
         return ops.size(self)
 
-    def largest(self):  # noqa: ANN201
+    def largest(self):
         from nas.spaces import ops
 
         return ops.largest(self)
 
-    def smallest(self):  # noqa: ANN201
+    def smallest(self):
         from nas.spaces import ops
 
         return ops.smallest(self)
@@ -237,7 +244,9 @@ def validate_space(space: SearchSpace, where: str) -> None:
         if stage.stride not in (1, 2):
             raise SpaceError(f"{where}: stages[{i}].stride = {stage.stride}; allowed: 1, 2")
         if not stage.blocks:
-            raise SpaceError(f"{where}: stages[{i}].blocks: empty; allowed kinds: {', '.join(KINDS)}")
+            raise SpaceError(
+                f"{where}: stages[{i}].blocks: empty; allowed kinds: {', '.join(KINDS)}"
+            )
         for b in stage.blocks:
             if isinstance(b, AttnSpec) and b.head_dim <= 0:
                 raise SpaceError(f"{where}: stages[{i}].blocks.attn.head_dim must be > 0")

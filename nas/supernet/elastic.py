@@ -89,17 +89,21 @@ class ElasticConvBN(nn.Module):
         w = self.weight[:c_out] if self.depthwise else self.weight[:c_out, :c_in]
         return w[:, :, start : start + kernel, start : start + kernel]
 
-    def forward(self, x: torch.Tensor, c_out: int, kernel: int, stride: int = 1,
-                act: str | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, c_out: int, kernel: int, stride: int = 1, act: str | None = None
+    ) -> torch.Tensor:
         c_in = x.shape[1]
         groups = c_in if self.depthwise else 1
         y = F.conv2d(x, self._weight(c_in, c_out, kernel), None, stride, kernel // 2, 1, groups)
         y = self.bn(y)
         return _ACT[act](y) if act else y
 
-    def export(self, c_in: int, c_out: int, kernel: int, stride: int = 1,
-               act: str | None = None) -> static.ConvBN:
-        m = static.ConvBN(c_in, c_out, kernel, stride, groups=c_in if self.depthwise else 1, act=act)
+    def export(
+        self, c_in: int, c_out: int, kernel: int, stride: int = 1, act: str | None = None
+    ) -> static.ConvBN:
+        m = static.ConvBN(
+            c_in, c_out, kernel, stride, groups=c_in if self.depthwise else 1, act=act
+        )
         _copy_(m[0].weight, self._weight(c_in, c_out, kernel))
         m[1] = self.bn.export(c_out)
         return m
@@ -138,8 +142,15 @@ class ElasticLayerNorm(nn.LayerNorm):
 
 
 class ElasticMBConv(nn.Module):
-    def __init__(self, max_in: int, max_out: int, kernels: tuple[int, ...], expands: tuple[float, ...],
-                 se: tuple[bool, ...], act: str) -> None:
+    def __init__(
+        self,
+        max_in: int,
+        max_out: int,
+        kernels: tuple[int, ...],
+        expands: tuple[float, ...],
+        se: tuple[bool, ...],
+        act: str,
+    ) -> None:
         super().__init__()
         self.act = act
         max_hidden = max(conv_hidden(max_in, max(expands)), max_in)
@@ -151,8 +162,9 @@ class ElasticMBConv(nn.Module):
             self.se_fc2 = ElasticConv1x1(s, max_hidden)
         self.project = ElasticConvBN(max_hidden, max_out, 1)
 
-    def forward(self, x: torch.Tensor, layer: ConvLayer, c_out: int, stride: int,
-                residual: bool) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, layer: ConvLayer, c_out: int, stride: int, residual: bool
+    ) -> torch.Tensor:
         c_in = x.shape[1]
         hidden = conv_hidden(c_in, layer.expand) if layer.expand != 1 else c_in
         h = self.expand(x, hidden, 1, act=self.act) if layer.expand != 1 else x
@@ -164,16 +176,30 @@ class ElasticMBConv(nn.Module):
         h = self.project(h, c_out, 1)
         return h + x if residual else h
 
-    def export(self, layer: ConvLayer, c_in: int, c_out: int, stride: int, residual: bool) -> static.MBConv:
+    def export(
+        self, layer: ConvLayer, c_in: int, c_out: int, stride: int, residual: bool
+    ) -> static.MBConv:
         hidden = conv_hidden(c_in, layer.expand) if layer.expand != 1 else c_in
         se = se_hidden(hidden) if layer.se else None
-        m = static.MBConv(c_in, c_out, hidden, layer.kernel, stride, self.act, se,
-                          expand=layer.expand != 1, residual=residual)
+        m = static.MBConv(
+            c_in,
+            c_out,
+            hidden,
+            layer.kernel,
+            stride,
+            self.act,
+            se,
+            expand=layer.expand != 1,
+            residual=residual,
+        )
         if layer.expand != 1:
             m.expand = self.expand.export(c_in, hidden, 1, act=self.act)
         m.dw = self.dw.export(hidden, hidden, layer.kernel, stride, act=self.act)
         if se:
-            for dst, src, (i, o) in ((m.se.fc1, self.se_fc1, (hidden, se)), (m.se.fc2, self.se_fc2, (se, hidden))):
+            for dst, src, (i, o) in (
+                (m.se.fc1, self.se_fc1, (hidden, se)),
+                (m.se.fc2, self.se_fc2, (se, hidden)),
+            ):
                 _copy_(dst.weight, src.weight[:o, :i])
                 _copy_(dst.bias, src.bias[:o])
         m.project = self.project.export(hidden, c_out, 1)
@@ -193,7 +219,9 @@ class ElasticConv1x1(nn.Module):
 
 
 class ElasticAttention(nn.Module):
-    def __init__(self, max_c: int, heads: tuple[int, ...], head_dim: int, mlp_ratios: tuple[float, ...]) -> None:
+    def __init__(
+        self, max_c: int, heads: tuple[int, ...], head_dim: int, mlp_ratios: tuple[float, ...]
+    ) -> None:
         super().__init__()
         self.head_dim = head_dim
         self.max_heads = max(heads)
@@ -240,8 +268,13 @@ class ElasticAttention(nn.Module):
 
 
 class ElasticMixer(nn.Module):
-    def __init__(self, max_c: int, window: int, token_ratios: tuple[float, ...],
-                 channel_ratios: tuple[float, ...]) -> None:
+    def __init__(
+        self,
+        max_c: int,
+        window: int,
+        token_ratios: tuple[float, ...],
+        channel_ratios: tuple[float, ...],
+    ) -> None:
         super().__init__()
         self.window = window
         tokens = window * window
@@ -259,7 +292,8 @@ class ElasticMixer(nn.Module):
         token_hidden = max(1, round(tokens * layer.token_ratio))
         t = x.permute(0, 2, 3, 1)  # (B, H, W, C)
         y = static.mix_tokens(
-            self.norm1(t), self.window,
+            self.norm1(t),
+            self.window,
             lambda z: self.token_fc2(F.gelu(self.token_fc1(z, token_hidden)), tokens),
         )
         t = t + y
@@ -281,8 +315,15 @@ class ElasticMixer(nn.Module):
 
 
 class ElasticHead(nn.Module):
-    def __init__(self, max_in: int, width: int, hidden: int | None, num_classes: int, act: str,
-                 dropout: float) -> None:
+    def __init__(
+        self,
+        max_in: int,
+        width: int,
+        hidden: int | None,
+        num_classes: int,
+        act: str,
+        dropout: float,
+    ) -> None:
         super().__init__()
         self.act, self.width, self.hidden_width, self.dropout_p = act, width, hidden, dropout
         self.conv = ElasticConvBN(max_in, width, 1)
@@ -297,8 +338,14 @@ class ElasticHead(nn.Module):
         return self.classifier(x)
 
     def export(self, c_in: int) -> static.Head:
-        m = static.Head(c_in, self.width, self.hidden_width, self.classifier.out_features, self.act,
-                        self.dropout_p)
+        m = static.Head(
+            c_in,
+            self.width,
+            self.hidden_width,
+            self.classifier.out_features,
+            self.act,
+            self.dropout_p,
+        )
         m.conv = self.conv.export(c_in, self.width, 1, act=self.act)
         if self.hidden is not None:
             m.hidden[0].load_state_dict(self.hidden.state_dict())

@@ -33,30 +33,40 @@ class LayerSlot(nn.Module):
         self.transition: ElasticConvBN | None = None
         for spec in stage.blocks:
             if isinstance(spec, ConvSpec):
-                self.blocks["conv"] = ElasticMBConv(c_in, max_out, spec.kernels, spec.expands, spec.se, stage.act)
+                self.blocks["conv"] = ElasticMBConv(
+                    c_in, max_out, spec.kernels, spec.expands, spec.se, stage.act
+                )
             elif isinstance(spec, AttnSpec):
-                self.blocks["attn"] = ElasticAttention(max_out, spec.heads, spec.head_dim, spec.mlp_ratios)
+                self.blocks["attn"] = ElasticAttention(
+                    max_out, spec.heads, spec.head_dim, spec.mlp_ratios
+                )
             elif isinstance(spec, MixerSpec):
-                self.blocks["mixer"] = ElasticMixer(max_out, spec.window, spec.token_ratios, spec.channel_ratios)
+                self.blocks["mixer"] = ElasticMixer(
+                    max_out, spec.window, spec.token_ratios, spec.channel_ratios
+                )
         if self.first and any(k in self.blocks for k in ("attn", "mixer")):
             self.transition = ElasticConvBN(c_in, max_out, 3 if self.stride > 1 else 1)
 
     def _needs_transition(self, c_in: int, c_out: int) -> bool:
         return self.first and (self.stride != 1 or c_in != c_out)
 
-    def forward(self, x: torch.Tensor, layer, c_out: int) -> torch.Tensor:  # noqa: ANN001
+    def forward(self, x: torch.Tensor, layer, c_out: int) -> torch.Tensor:
         if isinstance(layer, ConvLayer):
             return self.blocks["conv"](x, layer, c_out, self.stride, residual=not self.first)
         if self._needs_transition(x.shape[1], c_out):
             x = self.transition(x, c_out, 3 if self.stride > 1 else 1, self.stride)
         return self.blocks[layer.kind](x, layer)
 
-    def export(self, layer, c_in: int, c_out: int) -> list[nn.Module]:  # noqa: ANN001
+    def export(self, layer, c_in: int, c_out: int) -> list[nn.Module]:
         if isinstance(layer, ConvLayer):
-            return [self.blocks["conv"].export(layer, c_in, c_out, self.stride, residual=not self.first)]
+            return [
+                self.blocks["conv"].export(layer, c_in, c_out, self.stride, residual=not self.first)
+            ]
         out: list[nn.Module] = []
         if self._needs_transition(c_in, c_out):
-            out.append(self.transition.export(c_in, c_out, 3 if self.stride > 1 else 1, self.stride))
+            out.append(
+                self.transition.export(c_in, c_out, 3 if self.stride > 1 else 1, self.stride)
+            )
         if isinstance(layer, AttnLayer | MixerLayer):
             out.append(self.blocks[layer.kind].export(layer, c_out))
         return out

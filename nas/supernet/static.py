@@ -19,8 +19,15 @@ def make_act(name: str) -> nn.Module:
 class ConvBN(nn.Sequential):
     """Conv2d (no bias) + BatchNorm2d + optional activation, 'same' padding."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1,
-                 act: str | None = None) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        stride: int = 1,
+        groups: int = 1,
+        act: str | None = None,
+    ) -> None:
         layers: list[nn.Module] = [
             nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
             nn.BatchNorm2d(c_out),
@@ -46,8 +53,18 @@ class SqueezeExcite(nn.Module):
 class MBConv(nn.Module):
     """Inverted residual: [1x1 expand] -> depthwise kxk -> [SE] -> 1x1 project [+ x]."""
 
-    def __init__(self, c_in: int, c_out: int, hidden: int, kernel: int, stride: int, act: str,
-                 se_hidden: int | None, expand: bool, residual: bool) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        hidden: int,
+        kernel: int,
+        stride: int,
+        act: str,
+        se_hidden: int | None,
+        expand: bool,
+        residual: bool,
+    ) -> None:
         super().__init__()
         self.expand = ConvBN(c_in, hidden, 1, act=act) if expand else None
         self.dw = ConvBN(hidden, hidden, kernel, stride, groups=hidden, act=act)
@@ -109,14 +126,15 @@ class MixerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.permute(0, 2, 3, 1)  # (B, H, W, C)
-        y = mix_tokens(self.norm1(t), self.window,
-                       lambda z: self.token_fc2(self.token_act(self.token_fc1(z))))
+        y = mix_tokens(
+            self.norm1(t), self.window, lambda z: self.token_fc2(self.token_act(self.token_fc1(z)))
+        )
         t = t + y
         t = t + self.fc2(self.act(self.fc1(self.norm2(t))))
         return t.permute(0, 3, 1, 2)
 
 
-def mix_tokens(y: torch.Tensor, window: int, mlp) -> torch.Tensor:  # noqa: ANN001
+def mix_tokens(y: torch.Tensor, window: int, mlp) -> torch.Tensor:
     """Apply ``mlp`` over the w*w tokens of each window of ``y`` (B, H, W, C); zero-pad to fit."""
     b, h, w, c = y.shape
     ph, pw = -(-h // window) * window, -(-w // window) * window
@@ -132,8 +150,9 @@ def mix_tokens(y: torch.Tensor, window: int, mlp) -> torch.Tensor:  # noqa: ANN0
 class Head(nn.Module):
     """1x1 conv + BN + act, global average pool, optional hidden linear + act, dropout, classifier."""
 
-    def __init__(self, c_in: int, width: int, hidden: int | None, num_classes: int, act: str,
-                 dropout: float) -> None:
+    def __init__(
+        self, c_in: int, width: int, hidden: int | None, num_classes: int, act: str, dropout: float
+    ) -> None:
         super().__init__()
         self.conv = ConvBN(c_in, width, 1, act=act)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -152,7 +171,9 @@ class Head(nn.Module):
 class StaticNet(nn.Module):
     """A standalone subnet: stem, a sequence of blocks, head. ``arch`` is kept as a string."""
 
-    def __init__(self, stem: nn.Module, blocks: list[nn.Module], head: nn.Module, arch: str = "") -> None:
+    def __init__(
+        self, stem: nn.Module, blocks: list[nn.Module], head: nn.Module, arch: str = ""
+    ) -> None:
         super().__init__()
         self.stem = stem
         self.blocks = nn.Sequential(*blocks)
