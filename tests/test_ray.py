@@ -1,0 +1,241 @@
+"""Ray sessions, task fan-out with retries, the process-pool fallback, and a real local cluster.
+
+The functions sent to workers are built inside the tests (closures), so cloudpickle ships them by
+value: Ray workers cannot import this test module by name.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.distributed import TaskFailedError, map_local, map_tasks, ray_session, run_on_resource
+from nas.distributed.cluster import LocalRayCluster, session_members
+from nas.distributed.ray_utils import check_address, token_available
+from nas.errors import UserError
+
+ray = pytest.importorskip("ray")
+
+
+def make_weighted():
+    def weighted(x: int, *, weights: np.ndarray, offset: float) -> float:
+        return float(weights[x % len(weights)] * x + offset)
+
+    return weighted
+
+
+def crash_once(marker_dir: Path, crash_item: int):
+    """``fn(x, *, scale)`` that kills its own worker process the first time it sees
+    ``crash_item`` (a marker file remembers the first attempt) and logs every attempt."""
+
+    def fn(x: int, *, scale: int) -> int:
+        with open(marker_dir / f"attempts-{x}", "a") as f:
+            f.write(f"{os.getpid()}\n")
+        marker = marker_dir / f"crashed-{x}"
+        if x == crash_item and not marker.exists():
+            marker.touch()
+            os._exit(17)  # the worker process dies: no exception, no cleanup
+        return x * scale
+
+    return fn
+
+
+def attempts(marker_dir: Path, x: int) -> int:
+    path = marker_dir / f"attempts-{x}"
+    return len(path.read_text().split()) if path.exists() else 0
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """One local Ray instance for the fast tests, with a token of its own (not ~/.ray)."""
+    token = tmp_path_factory.mktemp("ray-auth") / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        mp.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+        mp.delenv("RAY_AUTH_MODE", raising=False)
+        mp.delenv("RAY_ADDRESS", raising=False)
+        with ray_session(None, num_cpus=2, resources={"nas_test_device": 1}) as session:
+            yield session
+        assert not ray.is_initialized(), "the session it started must be shut down"
+        assert "RAY_AUTH_MODE" not in os.environ, "ray.init's RAY_AUTH_MODE=token must be undone"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast tests (local Ray instance)
+
+
+def test_local_session_is_owned_and_sized(local_ray):
+    assert local_ray.started and local_ray.address == "local"
+    assert local_ray.resources["CPU"] == 2
+    assert local_ray.resources["nas_test_device"] == 1
+    with ray_session(None) as inner:  # nested: reuses, does not shut down
+        assert not inner.started
+    assert ray.is_initialized()
+
+
+def test_map_tasks_equals_map_local_in_input_order(local_ray):
+    weights = np.arange(1.0, 6.0)
+    shared = {"weights": weights, "offset": 0.5}
+    seen: list[tuple[int, float]] = []
+    weighted = make_weighted()
+    got = map_tasks(weighted, range(11), shared=shared, progress=False,
+                    on_result=lambda i, r: seen.append((i, r)))
+    want = map_local(weighted, range(11), shared=shared, progress=False)
+    assert got == want == [weighted(x, weights=weights, offset=0.5) for x in range(11)]
+    assert sorted(i for i, _ in seen) == list(range(11))
+    assert all(got[i] == r for i, r in seen)
+
+
+def test_lambda_and_empty_input(local_ray):
+    assert map_tasks(lambda x, k: x + k, [1, 2], shared={"k": 10}, progress=False) == [11, 12]
+    assert map_tasks(lambda x: x, [], progress=False) == []
+
+
+def test_killed_worker_is_retried_and_every_item_appears_once(local_ray, tmp_path):
+    seen: list[int] = []
+    got = map_tasks(crash_once(tmp_path, crash_item=3), range(6), shared={"scale": 7},
+                    max_retries=2, on_result=lambda i, _: seen.append(i), progress=False)
+    assert got == [x * 7 for x in range(6)]
+    assert sorted(seen) == list(range(6))
+    assert (tmp_path / "crashed-3").exists()
+    assert attempts(tmp_path, 3) == 2
+    assert all(attempts(tmp_path, x) == 1 for x in range(6) if x != 3)
+
+
+def test_killed_worker_without_retries_fails_naming_the_item(local_ray, tmp_path):
+    with pytest.raises(ray.exceptions.WorkerCrashedError) as info:
+        map_tasks(crash_once(tmp_path, crash_item=1), [0, 1], shared={"scale": 1},
+                  max_retries=0, progress=False)
+    assert any("item 1" in note for note in getattr(info.value, "__notes__", []))
+
+
+def test_function_errors_are_not_retried(local_ray, tmp_path):
+    def fn(x: int) -> int:
+        with open(tmp_path / f"attempts-{x}", "a") as f:
+            f.write("1\n")
+        if x == 2:
+            raise ValueError("bad item")
+        return x
+
+    with pytest.raises(ValueError, match="bad item") as info:
+        map_tasks(fn, range(4), max_retries=3, progress=False)
+    assert attempts(tmp_path, 2) == 1
+    assert any("item 2" in note for note in info.value.__notes__)
+
+
+def test_run_on_resource(local_ray):
+    assert run_on_resource(lambda a, b=0: a * b, 6, b=7, resource="nas_test_device") == 42
+    with pytest.raises(UserError, match=r"'nas_test_phone'.*nas_test_device"):
+        run_on_resource(lambda: 1, resource="nas_test_phone")
+
+
+def test_map_local_pool_rebuilds_after_a_worker_dies(tmp_path):
+    seen: list[int] = []
+    got = map_local(crash_once(tmp_path, crash_item=2), range(5), processes=2,
+                    shared={"scale": 3}, on_result=lambda i, _: seen.append(i), progress=False)
+    assert got == [x * 3 for x in range(5)]
+    assert sorted(seen) == list(range(5))
+    assert attempts(tmp_path, 2) == 2
+
+
+def test_map_local_gives_up_after_max_retries(tmp_path):
+    def always_dies(x: int) -> int:
+        os._exit(3)
+
+    with pytest.raises(TaskFailedError, match="died 1 times"):
+        map_local(always_dies, [0, 1], processes=2, max_retries=0, progress=False)
+
+
+def test_map_local_in_process_names_the_failing_item():
+    def fn(x: int) -> int:
+        if x == 1:
+            raise KeyError("nope")
+        return x
+
+    with pytest.raises(KeyError) as info:
+        map_local(fn, [0, 1, 2], progress=False)
+    assert any("item 1" in note for note in info.value.__notes__)
+
+
+def test_addresses_are_validated_before_connecting():
+    for good in ("auto", "10.0.0.1:6379", "head-node.local:6379", "ray://10.0.0.1:10001"):
+        assert check_address(good) == good
+    for bad in ("", "localhost", "10.0.0.1", "http://x:1", "a b:1"):
+        with pytest.raises(UserError, match="expected 'auto'"):
+            check_address(bad)
+    with pytest.raises(UserError):
+        with ray_session("not-an-address"):
+            pass
+
+
+def test_token_available(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    assert not token_available()
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "missing"))
+    assert not token_available()
+    (tmp_path / "tok").write_text("abc")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "tok"))
+    assert token_available()
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("abc")
+    assert token_available()
+
+
+# ---------------------------------------------------------------------------------------------
+# Slow: a real cluster started with `ray start --head`, reached through its address.
+
+
+@pytest.mark.slow
+def test_real_local_cluster_with_token_auth_and_custom_resource(monkeypatch, tmp_path):
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    with LocalRayCluster(num_cpus=1, auth="disabled") as bystander, \
+            LocalRayCluster(num_cpus=2, resources={"nas_test_phone": 1}) as cluster:
+        bystander_pids = bystander.pids()
+        assert bystander_pids and cluster.started_pids
+        monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(cluster.token_path))
+
+        weights = np.arange(1.0, 4.0)
+        shared = {"weights": weights, "offset": 1.0}
+        weighted = make_weighted()
+        with ray_session(cluster.address) as session:
+            assert session.started and session.auth_mode == "token"
+            assert session.resources["nas_test_phone"] == 1
+            got = map_tasks(weighted, range(7), shared=shared, progress=False)
+            retried = map_tasks(crash_once(tmp_path, crash_item=4), range(6),
+                                shared={"scale": 2}, progress=False)
+            worker_pid, worker_sid = run_on_resource(lambda: (os.getpid(), os.getsid(0)),
+                                                     resource="nas_test_phone")
+            # Workers stay in the cluster's session: stop() finds them too.
+            assert worker_sid == cluster.sid and worker_pid in cluster.pids()
+            with pytest.raises(UserError, match="nas_test_gpu"):
+                run_on_resource(lambda: 1, resource="nas_test_gpu")
+        assert "RAY_AUTH_MODE" not in os.environ
+        assert got == map_local(weighted, range(7), shared=shared, progress=False)
+        assert retried == [2 * x for x in range(6)] and attempts(tmp_path, 4) == 2
+
+        # A token sent to a cluster without authentication is ignored: connecting still works.
+        assert map_tasks(lambda x: -x, [1, 2], address=bystander.address, progress=False) == [-1, -2]
+
+        # Without the token (auth explicitly disabled on the client) the connection is refused.
+        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+        with pytest.raises(UserError, match="token"):
+            with ray_session(cluster.address):
+                pass
+        monkeypatch.delenv("RAY_AUTH_MODE")
+
+        stopped = cluster.stop()
+        assert set(cluster.started_pids) <= set(stopped)
+        assert not session_members(worker_sid) and not cluster.pids()
+        # Stopping one cluster left the other one's processes alone.
+        assert bystander_pids <= bystander.pids()
+        assert not set(stopped) & bystander_pids
