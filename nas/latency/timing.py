@@ -1,0 +1,390 @@
+"""Latency timing protocol: warm-up, batched timer reads, per-round medians, lowest round kept.
+
+One code path times one callable (:func:`measure_latency`) or many (:func:`measure_many`):
+
+1. Preparation. A module is put in eval mode; on CUDA a copy is moved to the device; with
+   ``runtime="onnxruntime"`` it is exported to ONNX (:func:`export_onnx`) in a temporary folder and run by an ``InferenceSession`` with ``intra_op_num_threads=threads``,
+   ``inter_op_num_threads=1`` and sequential execution.
+2. Warm-up: ``warmup`` calls (also lets oneDNN / cuDNN / ORT pick and cache their kernels).
+3. Calls per timer read: the fastest of three single calls gives ``t``; one timer read then spans
+   ``inner = ceil(min_time_per_read / t)`` calls, so sub-microsecond timer overhead and jitter do not
+   dominate very short layers. One sample = read time / inner.
+4. A round takes ``max(repeats, ceil(min_time_per_round / (inner * t)))`` samples and keeps their
+   median. ``rounds`` rounds are run; the estimate is the LOWEST round median: interference from
+   other processes only ever adds time, so the quietest round is the closest to the layer's cost.
+5. Interleaving (:func:`measure_many`): round r visits every item once, in an order shuffled by the
+   passed generator, so slow drift of the machine (frequency, other jobs) affects all items alike.
+
+Timers: ``time.perf_counter_ns`` on CPU (and for onnxruntime, whose ``run`` is synchronous); CUDA
+events recorded around each read and read after one ``torch.cuda.synchronize`` per round.
+Torch runs under ``torch.inference_mode()`` with ``torch.set_num_threads(threads)`` (restored
+afterwards) and the garbage collector paused during timed rounds.
+
+Threads default to 1: on the 2-core development machines a second core busy with other work makes
+2-thread timings 2-3x slower and far less repeatable, while 1-thread timings stay steady.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gc
+import math
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.errors import UserError
+from nas.latency.environment import check_runtime, parse_device
+
+Runtime = Literal["torch", "onnxruntime"]
+Inputs = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed item, in milliseconds per call.
+
+    ``min_round_median_ms`` is the protocol's estimate (lowest per-round median); ``mean_ms``,
+    ``std_ms`` and ``median_ms`` are over all samples of all rounds; ``count`` is the number of calls
+    timed (samples x calls per read).
+    """
+
+    mean_ms: float
+    std_ms: float
+    median_ms: float
+    count: int
+    min_round_median_ms: float
+    round_medians_ms: tuple[float, ...] = ()
+    calls_per_read: int = 1
+
+    @property
+    def latency_ms(self) -> float:
+        """The estimate a latency table stores: the lowest per-round median."""
+        return self.min_round_median_ms
+
+
+@dataclass(frozen=True)
+class TimingProtocol:
+    """All settings of the timing protocol (see the module docstring)."""
+
+    device: str = "cpu"
+    runtime: Runtime = "torch"
+    threads: int = 1
+    warmup: int = 10
+    repeats: int = 20
+    rounds: int = 5
+    min_time_per_round: float = 0.05
+    min_time_per_read: float = 2e-4
+    onnx_opset: int = 17
+
+    def __post_init__(self) -> None:
+        check_runtime(self.runtime)
+        for name in ("threads", "repeats", "rounds"):
+            if int(getattr(self, name)) < 1:
+                raise UserError(f"timing protocol: {name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise UserError(f"timing protocol: warmup must be >= 0, got {self.warmup}")
+        for name in ("min_time_per_round", "min_time_per_read"):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and value >= 0):
+                raise UserError(f"timing protocol: {name} must be a finite number >= 0 seconds")
+
+    def describe(self) -> dict[str, Any]:
+        """The protocol as a JSON-ready dict for a latency table's metadata."""
+        return protocol_description(self)
+
+    def estimate_seconds(self, n_items: int, typical_call_s: float = 1e-3) -> float:
+        """Rough wall time to measure ``n_items`` items whose calls take ``typical_call_s``."""
+        per_round = max(self.min_time_per_round, self.repeats * typical_call_s)
+        per_item = (self.warmup + 3) * typical_call_s + self.rounds * per_round
+        setup = 0.3 if self.runtime == "onnxruntime" else 0.0  # export + session creation
+        return n_items * (per_item + setup)
+
+
+@dataclass(frozen=True)
+class TimingItem:
+    """One thing to time: a key, a module or callable, and its example input."""
+
+    key: str
+    fn: nn.Module | Callable[..., Any]
+    example_input: Inputs = field(repr=False)
+
+
+def protocol_description(protocol: TimingProtocol | None = None, **settings: Any) -> dict[str, Any]:
+    """JSON-ready description of a protocol (given, or built from keyword settings)."""
+    protocol = protocol if protocol is not None else TimingProtocol(**settings)
+    out: dict[str, Any] = asdict(protocol)
+    out.update(
+        {
+            "estimate": "lowest per-round median of per-call times",
+            "timer": "cuda events"
+            if protocol.device.startswith("cuda") and protocol.runtime == "torch"
+            else "time.perf_counter_ns",
+            "calls_per_read": "ceil(min_time_per_read / fastest of 3 single calls)",
+            "samples_per_round": "max(repeats, ceil(min_time_per_round / read time))",
+            "interleaved": "rounds visit all items in a seeded shuffled order",
+            "torch": "inference_mode, eval(), torch.set_num_threads(threads), gc paused",
+            "onnxruntime": "TorchScript ONNX export; intra_op=threads, inter_op=1, sequential",
+        }
+    )
+    return out
+
+
+def measure_latency(
+    fn_or_module: nn.Module | Callable[..., Any],
+    example_input: Inputs,
+    *,
+    device: str = "cpu",
+    runtime: Runtime = "torch",
+    threads: int = 1,
+    warmup: int = 10,
+    repeats: int = 20,
+    rounds: int = 5,
+    min_time_per_round: float = 0.05,
+    min_time_per_read: float = 2e-4,
+) -> Measurement:
+    """Time one module or callable with the protocol of this module; milliseconds per call."""
+    protocol = TimingProtocol(
+        device=device,
+        runtime=runtime,
+        threads=threads,
+        warmup=warmup,
+        repeats=repeats,
+        rounds=rounds,
+        min_time_per_round=min_time_per_round,
+        min_time_per_read=min_time_per_read,
+    )
+    item = TimingItem("item", fn_or_module, example_input)
+    return measure_many([item], protocol)["item"]
+
+
+def measure_many(
+    items: Sequence[TimingItem],
+    protocol: TimingProtocol | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Measurement]:
+    """Time many items with interleaved rounds; returns ``{key: Measurement}``.
+
+    ``rng`` shuffles the visiting order of each round (default: ``np.random.default_rng(0)``).
+    ``progress(done, total)`` is called after each item-round.
+    """
+    protocol = protocol if protocol is not None else TimingProtocol()
+    rng = rng if rng is not None else np.random.default_rng(0)
+    keys = [item.key for item in items]
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        raise UserError(f"measure_many: duplicate keys {dup[:5]}")
+    if not items:
+        return {}
+    device = parse_device(protocol.device)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_torch_threads(protocol.threads))
+        tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nas-latency-")))
+        runners = [_make_runner(item, protocol, device, tmpdir, i) for i, item in enumerate(items)]
+        stack.enter_context(torch.inference_mode())
+        for runner in runners:
+            runner.warm_up(protocol)
+        samples: list[list[np.ndarray]] = [[] for _ in runners]
+        total, done = protocol.rounds * len(runners), 0
+        for _ in range(protocol.rounds):
+            for i in rng.permutation(len(runners)):
+                with _gc_paused():
+                    samples[i].append(runners[i].timed_round(protocol))
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    return {r.key: _summarise(s, r.inner) for r, s in zip(runners, samples)}
+
+
+def _summarise(rounds: list[np.ndarray], inner: int) -> Measurement:
+    per_call_ms = np.concatenate(rounds) * 1e3
+    medians = tuple(float(np.median(r) * 1e3) for r in rounds)
+    return Measurement(
+        mean_ms=float(per_call_ms.mean()),
+        std_ms=float(per_call_ms.std(ddof=1)) if per_call_ms.size > 1 else 0.0,
+        median_ms=float(np.median(per_call_ms)),
+        count=int(per_call_ms.size * inner),
+        min_round_median_ms=min(medians),
+        round_medians_ms=medians,
+        calls_per_read=inner,
+    )
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _as_tuple(x: Inputs) -> tuple[torch.Tensor, ...]:
+    if isinstance(x, torch.Tensor):
+        return (x,)
+    if isinstance(x, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in x):
+        return tuple(x)
+    raise UserError(f"example input must be a tensor or a tuple of tensors, got {type(x).__name__}")
+
+
+class _Runner:
+    """A prepared item: ``call()`` runs it once; ``read(inner)`` times ``inner`` calls (seconds)."""
+
+    def __init__(self, key: str, call: Callable[[], Any], cuda: torch.device | None) -> None:
+        self.key = key
+        self.call = call
+        self.cuda = cuda
+        self.inner = 1
+        self.call_s = 1e-3
+
+    def _time_reads(self, n_reads: int, inner: int) -> np.ndarray:
+        call = self.call
+        if self.cuda is not None:
+            starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_reads)]
+            ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_reads)]
+            torch.cuda.synchronize(self.cuda)
+            for start, end in zip(starts, ends):
+                start.record()
+                for _ in range(inner):
+                    call()
+                end.record()
+            torch.cuda.synchronize(self.cuda)
+            return np.array([s.elapsed_time(e) for s, e in zip(starts, ends)]) * 1e-3
+        out = np.empty(n_reads)
+        clock = time.perf_counter_ns
+        for j in range(n_reads):
+            t0 = clock()
+            for _ in range(inner):
+                call()
+            out[j] = clock() - t0
+        return out * 1e-9
+
+    def warm_up(self, protocol: TimingProtocol) -> None:
+        for _ in range(protocol.warmup):
+            self.call()
+        single = float(self._time_reads(3, 1).min())
+        self.call_s = max(single, 1e-9)
+        self.inner = max(1, math.ceil(protocol.min_time_per_read / self.call_s))
+
+    def timed_round(self, protocol: TimingProtocol) -> np.ndarray:
+        """Per-call seconds for one round of samples."""
+        read_s = self.inner * self.call_s
+        n_reads = max(protocol.repeats, math.ceil(protocol.min_time_per_round / read_s))
+        n_reads = min(n_reads, max(protocol.repeats, 100_000))
+        return self._time_reads(n_reads, self.inner) / self.inner
+
+
+def _make_runner(
+    item: TimingItem, protocol: TimingProtocol, device: torch.device, tmpdir: Path, index: int
+) -> _Runner:
+    args = _as_tuple(item.example_input)
+    fn = item.fn
+    if protocol.runtime == "onnxruntime":
+        if not isinstance(fn, nn.Module):
+            raise UserError(
+                f"item {item.key!r}: the onnxruntime runtime needs an nn.Module to export, "
+                f"got {type(fn).__name__}"
+            )
+        return _onnx_runner(item.key, fn, args, protocol, device, tmpdir / f"item{index}.onnx")
+    if isinstance(fn, nn.Module):
+        fn = fn.eval()
+        if device.type != "cpu":
+            fn = copy.deepcopy(fn).to(device)
+    args = tuple(a.to(device) for a in args)
+    cuda = device if device.type == "cuda" else None
+    return _Runner(item.key, lambda: fn(*args), cuda)
+
+
+def _onnx_runner(
+    key: str,
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    protocol: TimingProtocol,
+    device: torch.device,
+    path: Path,
+) -> _Runner:
+    import onnxruntime as ort
+
+    module = module.eval()
+    names = [f"input{i}" for i in range(len(args))]
+    cpu_args = tuple(a.detach().cpu().clone() for a in args)
+    export_onnx(module, cpu_args, path, names, protocol.onnx_opset)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(protocol.threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if device.type == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise UserError(
+                "onnxruntime on CUDA needs the onnxruntime-gpu package "
+                f"(available providers: {ort.get_available_providers()})"
+            )
+        providers: list[Any] = [("CUDAExecutionProvider", {"device_id": device.index or 0})]
+    else:
+        providers = ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    feeds = {n: a.numpy() for n, a in zip(names, cpu_args)}
+    return _Runner(key, lambda: session.run(None, feeds), None)
+
+
+def export_onnx(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    input_names: Sequence[str],
+    opset: int,
+) -> Path:
+    """Export ``module`` to ONNX: the TorchScript exporter (about 10x faster per small module than
+    the torch.export-based one, which matters for hundreds of layers), falling back to the
+    torch.export-based exporter (needs onnxscript) for modules the former cannot trace."""
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        try:
+            torch.onnx.export(
+                module,
+                args,
+                str(path),
+                input_names=list(input_names),
+                opset_version=opset,
+                dynamo=False,
+            )
+        except Exception as first:  # any exporter failure: try the other exporter
+            try:
+                torch.onnx.export(
+                    module,
+                    args,
+                    str(path),
+                    input_names=list(input_names),
+                    opset_version=max(opset, 18),
+                    dynamo=True,
+                )
+            except Exception as second:
+                raise UserError(
+                    f"could not export {type(module).__name__} to ONNX: {first}; "
+                    f"torch.export-based exporter: {second}"
+                ) from second
+    return path
