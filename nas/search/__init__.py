@@ -1,0 +1,1 @@
+"""Constrained architecture search: evolution, mathematical programming, Optuna, random."""

@@ -1,0 +1,298 @@
+"""The MILP formulation of a search space: variables, structural rows, unit groups, decoding.
+
+Variables (all in one vector; binary unless said otherwise):
+
+- ``y[r]``: resolution one-hot.
+- ``w[s, k]``: width one-hot of stage ``s``; ``d[s, k]``: depth one-hot of stage ``s``.
+- ``x[s, j, c]``: layer choice ``c`` (an entry of ``stage_layer_choices``) in slot ``j`` of stage ``s``.
+  ``sum_c x[s, j, c] = a[s, j]`` where ``a[s, j] = sum_{k: depth_k > j} d[s, k]`` is 1 iff the slot
+  is active, so inactive slots choose nothing.
+- ``z[s, j, (c, r, w_in, w_out)]`` (continuous in [0, 1]): slot ``j`` of stage ``s`` runs choice ``c``
+  at resolution ``r`` with input width ``w_in`` (the previous stage's width for ``j = 0``, the
+  stage's own width after) and output width ``w_out``. Linked by marginals::
+
+      sum_{r, w_in, w_out} z[c, .] = x[s, j, c]        (one row per choice)
+      sum_{c, w_in, w_out} z[., r, .] <= y[r]          (one row per resolution)
+      sum_{c, r, w_in}     z[., w_out] <= w[s, w_out]  (one row per width)
+      sum_{c, r, w_out}    z[., w_in, .] <= w[s-1, w_in]  (first slot only)
+
+  When the slot is active, ``x``, ``y`` and ``w`` are one-hot, so every marginal of ``z`` is a point
+  mass and ``z`` is the indicator of the one (choice, resolution, widths) cell the network runs
+  (zero everywhere when inactive). This is an exact linearisation of the AND of four one-hots,
+  and lets ``z`` stay continuous (fewer integer variables for the branch and bound).
+- ``h[r, w_last]`` (continuous): the head at resolution ``r`` after the last stage's width
+  ``w_last``, with ``sum_w h[r, .] = y[r]`` and ``sum_r h[., w] = w[last, w]`` (a transportation
+  polytope whose marginals are one-hot, hence also a point mass).
+
+A *unit group* is a variable that, when it is 1, places some units in the network: ``y[r]`` places
+the stem at ``r``; ``z`` the units of one layer slot (a transition and an attention/mixer unit, or
+one conv unit); ``h`` the head. Every architecture runs exactly one group per active slot plus the
+stem and the head, so any additive per-unit cost is exactly ``cost_vector @ v``, and the network's
+peak activation memory is the maximum of the groups' peaks (see :mod:`nas.memory`).
+
+One formulation per space; solving (bounds, objectives, cuts) lives in :mod:`nas.search.mp`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from nas.arch import Architecture, Stage
+from nas.memory import BYTES_PER_ELEMENT, unit_graph
+from nas.spaces.ops import stage_layer_choices
+from nas.spaces.schema import SearchSpace, conv_out, stage_input_sizes
+from nas.units import Unit, head_unit, layer_units, stem_unit
+
+
+@dataclass(frozen=True)
+class UnitGroup:
+    """Column ``col`` places ``units`` (in order) in the network, reading ``input_numel`` elements."""
+
+    col: int
+    units: tuple[Unit, ...]
+    input_numel: int
+
+    def peak_bytes(self) -> int:
+        """Peak activation bytes while these units run (their input alive from the first one)."""
+        return unit_graph(list(self.units), self.input_numel).peak_elements() * BYTES_PER_ELEMENT
+
+
+@dataclass(frozen=True)
+class SlotCell:
+    """One ``z`` column: slot (stage, position) runs choice index ``choice`` at resolution index
+    ``res``, input-width index ``w_in`` (into the previous stage's widths for position 0, else into
+    the stage's own) and output-width index ``w_out``."""
+
+    col: int
+    choice: int
+    res: int
+    w_in: int
+    w_out: int
+
+
+class Formulation:
+    """Variables and structural constraints of the MILP over ``space`` (see the module docstring)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self._n = 0
+        res = space.resolutions
+        self.res_cols = self._take(len(res))
+        self.width_cols: list[np.ndarray] = []
+        self.depth_cols: list[np.ndarray] = []
+        self.choice_cols: list[list[np.ndarray]] = []
+        self.choices = [stage_layer_choices(stage) for stage in space.stages]
+        for s, stage in enumerate(space.stages):
+            self.width_cols.append(self._take(len(stage.widths)))
+            self.depth_cols.append(self._take(len(stage.depths)))
+            self.choice_cols.append(
+                [self._take(len(self.choices[s])) for _ in range(stage.max_depth)]
+            )
+        self.n_binary = self._n
+        self.cells: list[list[list[SlotCell]]] = []
+        self.groups: list[UnitGroup] = []
+        sizes = [stage_input_sizes(space, r) for r in res]
+        for r_i, r in enumerate(res):
+            stem = stem_unit(space, r)
+            self.groups.append(
+                UnitGroup(int(self.res_cols[r_i]), (stem,), space.in_channels * r * r)
+            )
+        for s, stage in enumerate(space.stages):
+            in_widths = self.input_widths(s)
+            per_slot = []
+            for j in range(stage.max_depth):
+                cells = []
+                for c, layer in enumerate(self.choices[s]):
+                    for r_i in range(len(res)):
+                        size = sizes[r_i][s]
+                        if j > 0:
+                            size = conv_out(size, stage.stride)
+                        for wo_i, wo in enumerate(stage.widths):
+                            wi_range = range(len(in_widths)) if j == 0 else (wo_i,)
+                            for wi_i in wi_range:
+                                wi = in_widths[wi_i] if j == 0 else wo
+                                col = self._take(1)[0]
+                                cells.append(SlotCell(int(col), c, r_i, wi_i, wo_i))
+                                units = layer_units(space, s, j, layer, wi, wo, size)
+                                self.groups.append(
+                                    UnitGroup(int(col), tuple(units), wi * size * size)
+                                )
+                per_slot.append(cells)
+            self.cells.append(per_slot)
+        last = space.stages[-1]
+        self.head_cols = self._take(len(res) * len(last.widths)).reshape(len(res), -1)
+        for r_i in range(len(res)):
+            size = sizes[r_i][-1]
+            for w_i, w in enumerate(last.widths):
+                self.groups.append(
+                    UnitGroup(
+                        int(self.head_cols[r_i, w_i]), (head_unit(space, w, size),), w * size * size
+                    )
+                )
+        self.n_vars = self._n
+        self._structure = self._build_structure()
+
+    # -- layout ------------------------------------------------------------------------------
+    def _take(self, n: int) -> np.ndarray:
+        cols = np.arange(self._n, self._n + n)
+        self._n += n
+        return cols
+
+    def input_widths(self, stage_index: int) -> tuple[int, ...]:
+        """Widths that can enter stage ``stage_index`` (the previous stage's, or the stem's)."""
+        if stage_index == 0:
+            return (self.space.stem.width,)
+        return self.space.stages[stage_index - 1].widths
+
+    @property
+    def integrality(self) -> np.ndarray:
+        """1 for the binary one-hot variables, 0 for the continuous product variables."""
+        out = np.zeros(self.n_vars)
+        out[: self.n_binary] = 1
+        return out
+
+    @property
+    def n_rows(self) -> int:
+        return self._structure[0].shape[0]
+
+    def structure(self) -> tuple[sparse.csr_array, np.ndarray, np.ndarray]:
+        """``(A, lo, hi)`` of the structural rows ``lo <= A v <= hi``."""
+        return self._structure
+
+    def _build_structure(self) -> tuple[sparse.csr_array, np.ndarray, np.ndarray]:
+        rows: list[tuple[list[int], list[float], float, float]] = []
+
+        def row(cols: Sequence[int], vals: Sequence[float], lo: float, hi: float) -> None:
+            rows.append((list(map(int, cols)), list(map(float, vals)), lo, hi))
+
+        def one_hot(cols: np.ndarray) -> None:
+            row(cols, [1.0] * len(cols), 1.0, 1.0)
+
+        one_hot(self.res_cols)
+        for s, stage in enumerate(self.space.stages):
+            one_hot(self.width_cols[s])
+            one_hot(self.depth_cols[s])
+            for j in range(stage.max_depth):
+                # sum_c x[s, j, c] - a[s, j] = 0, a = sum of the depth indicators with depth > j
+                active = [self.depth_cols[s][k] for k, d in enumerate(stage.depths) if d > j]
+                x = self.choice_cols[s][j]
+                row([*x, *active], [1.0] * len(x) + [-1.0] * len(active), 0.0, 0.0)
+                cells = self.cells[s][j]
+                for c, col in enumerate(x):
+                    members = [cell.col for cell in cells if cell.choice == c]
+                    row([*members, col], [1.0] * len(members) + [-1.0], 0.0, 0.0)
+                for r_i, col in enumerate(self.res_cols):
+                    members = [cell.col for cell in cells if cell.res == r_i]
+                    row([*members, col], [1.0] * len(members) + [-1.0], -np.inf, 0.0)
+                for w_i, col in enumerate(self.width_cols[s]):
+                    members = [cell.col for cell in cells if cell.w_out == w_i]
+                    row([*members, col], [1.0] * len(members) + [-1.0], -np.inf, 0.0)
+                if j == 0 and s > 0 and len(self.width_cols[s - 1]) > 1:
+                    for w_i, col in enumerate(self.width_cols[s - 1]):
+                        members = [cell.col for cell in cells if cell.w_in == w_i]
+                        row([*members, col], [1.0] * len(members) + [-1.0], -np.inf, 0.0)
+        for r_i, col in enumerate(self.res_cols):
+            h = self.head_cols[r_i]
+            row([*h, col], [1.0] * len(h) + [-1.0], 0.0, 0.0)
+        for w_i, col in enumerate(self.width_cols[-1]):
+            h = self.head_cols[:, w_i]
+            row([*h, col], [1.0] * len(h) + [-1.0], 0.0, 0.0)
+        return _to_sparse(rows, self.n_vars)
+
+    # -- vectors -----------------------------------------------------------------------------
+    def cost_vector(self, unit_cost: Callable[[Unit], float]) -> np.ndarray:
+        """Coefficients of an additive per-unit cost: ``v @ vector`` is the sum over the units."""
+        out = np.zeros(self.n_vars)
+        for g in self.groups:
+            out[g.col] = sum(float(unit_cost(u)) for u in g.units)
+        return out
+
+    def peak_vector(self) -> np.ndarray:
+        """Peak activation bytes of each unit group's column (0 for the other columns)."""
+        out = np.zeros(self.n_vars)
+        for g in self.groups:
+            out[g.col] = g.peak_bytes()
+        return out
+
+    def families(self) -> list[np.ndarray]:
+        """Columns of which exactly one is 1 in every network (stem; each active slot; head)."""
+        out = [self.res_cols]
+        for per_slot in self.cells:
+            out += [np.array([cell.col for cell in cells]) for cells in per_slot]
+        out.append(self.head_cols.ravel())
+        return out
+
+    def group_mask(self) -> np.ndarray:
+        """True on the columns that are unit groups."""
+        out = np.zeros(self.n_vars, dtype=bool)
+        out[[g.col for g in self.groups]] = True
+        return out
+
+    # -- architectures <-> vectors ----------------------------------------------------------
+    def decode(self, v: np.ndarray) -> Architecture:
+        """The architecture of a (near-)integral solution vector."""
+        space = self.space
+        resolution = space.resolutions[int(np.argmax(v[self.res_cols]))]
+        stages = []
+        for s, stage in enumerate(space.stages):
+            width = stage.widths[int(np.argmax(v[self.width_cols[s]]))]
+            depth = stage.depths[int(np.argmax(v[self.depth_cols[s]]))]
+            layers = tuple(
+                self.choices[s][int(np.argmax(v[self.choice_cols[s][j]]))] for j in range(depth)
+            )
+            stages.append(Stage(width=width, layers=layers))
+        return Architecture(resolution=resolution, stages=tuple(stages))
+
+    def binary_ones(self, arch: Architecture) -> list[int]:
+        """Binary columns equal to 1 for ``arch`` (resolution, widths, depths, active choices)."""
+        space = self.space
+        space.validate(arch)
+        ones = [int(self.res_cols[space.resolutions.index(arch.resolution)])]
+        for s, (spec, stage) in enumerate(zip(space.stages, arch.stages)):
+            ones.append(int(self.width_cols[s][spec.widths.index(stage.width)]))
+            ones.append(int(self.depth_cols[s][spec.depths.index(stage.depth)]))
+            for j, layer in enumerate(stage.layers):
+                ones.append(int(self.choice_cols[s][j][self.choices[s].index(layer)]))
+        return ones
+
+    def point(self, arch: Architecture) -> np.ndarray:
+        """The full 0/1 vector of ``arch`` (the unique feasible vector that decodes to it)."""
+        space = self.space
+        v = np.zeros(self.n_vars)
+        v[self.binary_ones(arch)] = 1.0
+        r_i = space.resolutions.index(arch.resolution)
+        prev_w = 0
+        for s, (spec, stage) in enumerate(zip(space.stages, arch.stages)):
+            wo = spec.widths.index(stage.width)
+            for j, layer in enumerate(stage.layers):
+                c = self.choices[s].index(layer)
+                wi = prev_w if j == 0 else wo
+                (cell,) = [
+                    cell
+                    for cell in self.cells[s][j]
+                    if (cell.choice, cell.res, cell.w_in, cell.w_out) == (c, r_i, wi, wo)
+                ]
+                v[cell.col] = 1.0
+            prev_w = wo
+        v[self.head_cols[r_i, prev_w]] = 1.0
+        return v
+
+
+def _to_sparse(
+    rows: list[tuple[list[int], list[float], float, float]], n_vars: int
+) -> tuple[sparse.csr_array, np.ndarray, np.ndarray]:
+    indptr = [0]
+    indices: list[int] = []
+    data: list[float] = []
+    for cols, vals, _, _ in rows:
+        indices.extend(cols)
+        data.extend(vals)
+        indptr.append(len(indices))
+    a = sparse.csr_array((data, indices, indptr), shape=(len(rows), n_vars))
+    lo = np.array([r[2] for r in rows])
+    hi = np.array([r[3] for r in rows])
+    return a, lo, hi
