@@ -139,9 +139,7 @@ def export_model(
         if "torchscript" in fmts:
             files["torchscript"] = _export_torchscript(ctx, staging / f"{name}.torchscript.pt", record)
         if "onnx" in fmts:
-            files["onnx"] = _export_onnx(
-                ctx, staging / f"{name}.onnx", record, opset, onnx_exporter, files.get("pt2")
-            )
+            files["onnx"] = _export_onnx(ctx, staging / f"{name}.onnx", record, opset, onnx_exporter)
         files["example"] = staging / f"{name}.example.npz"
         _write_example(files["example"], x, expected)
         if standalone_check and any(k in files for k in ("torchscript", "onnx", "pt2")):
@@ -172,6 +170,9 @@ class _Ctx:
         self.net, self.x, self.x_trace, self.x_more = net, x, x_trace, x_more
         self.expected, self.expected_more = expected, expected_more
         self.atol, self.dynamic_batch = atol, dynamic_batch
+        # The verified torch.export program of format "pt", reused by the dynamo ONNX exporter.
+        self.program: torch.export.ExportedProgram | None = None
+        self.program_dynamic = False
 
     def compare(self, kind: str, run: Callable[[torch.Tensor], torch.Tensor],
                 check_more: bool) -> dict[str, Any]:
@@ -228,6 +229,7 @@ def _export_pt(ctx: _Ctx, staging: Path, name: str, record: dict[str, Any]) -> d
         record["checks"]["pt2"] = ctx.compare("pt2 (torch.export)", loaded, check_more=dynamic)
     record["pt2"] = {"written": True, "dynamic_batch": dynamic}
     files["pt2"] = pt2_path
+    ctx.program, ctx.program_dynamic = program, dynamic
     return files
 
 
@@ -276,13 +278,12 @@ def _export_torchscript(ctx: _Ctx, path: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def _export_onnx(ctx: _Ctx, path: Path, record: dict[str, Any], opset: int, exporter: str,
-                 pt2_path: Path | None) -> Path:
+def _export_onnx(ctx: _Ctx, path: Path, record: dict[str, Any], opset: int, exporter: str) -> Path:
     """Export, check and verify with each exporter in turn until one passes every check."""
     errors: dict[str, str] = {}
     for kind in ("dynamo", "legacy") if exporter == "auto" else (exporter,):
         try:
-            info = _onnx_attempt(ctx, path, opset, kind, pt2_path, record)
+            info = _onnx_attempt(ctx, path, opset, kind, record)
         except Exception as exc:
             errors[kind] = f"{type(exc).__name__}: {_first_line(exc)}"
             log.warning("ONNX export with the %s exporter failed: %s", kind, errors[kind])
@@ -295,11 +296,11 @@ def _export_onnx(ctx: _Ctx, path: Path, record: dict[str, Any], opset: int, expo
                       + "; ".join(f"{k}: {v}" for k, v in errors.items()))
 
 
-def _onnx_attempt(ctx: _Ctx, path: Path, opset: int, kind: str, pt2_path: Path | None,
+def _onnx_attempt(ctx: _Ctx, path: Path, opset: int, kind: str,
                   record: dict[str, Any]) -> dict[str, Any]:
     import onnx
 
-    dynamic = _onnx_export_once(ctx, path, opset, kind, pt2_path)
+    dynamic = _onnx_export_once(ctx, path, opset, kind)
     info: dict[str, Any] = {"exporter": kind, "dynamic_batch": dynamic}
     model_proto = onnx.load(str(path))
     try:
@@ -321,17 +322,15 @@ def _onnx_attempt(ctx: _Ctx, path: Path, opset: int, kind: str, pt2_path: Path |
     return info
 
 
-def _onnx_export_once(ctx: _Ctx, path: Path, opset: int, kind: str, pt2_path: Path | None) -> bool:
+def _onnx_export_once(ctx: _Ctx, path: Path, opset: int, kind: str) -> bool:
     """One ONNX export attempt with the given exporter; return whether the batch is dynamic."""
     common = {"input_names": ["input"], "output_names": ["output"], "opset_version": opset}
     with _quiet_onnx_exporter():
         if kind == "dynamo":
-            if pt2_path is not None:  # reuse the verified torch.export program
-                program = torch.export.load(pt2_path)
-                dynamic = _program_has_dynamic_batch(program)
-                torch.onnx.export(program, (), str(path), dynamo=True, external_data=False,
+            if ctx.program is not None:  # reuse the verified torch.export program
+                torch.onnx.export(ctx.program, (), str(path), dynamo=True, external_data=False,
                                   verbose=False, **common)
-                return dynamic
+                return ctx.program_dynamic
             dynamic = ctx.dynamic_batch
             shapes = ({0: torch.export.Dim("batch", min=1, max=1 << 16)},) if dynamic else None
             try:
@@ -349,15 +348,6 @@ def _onnx_export_once(ctx: _Ctx, path: Path, opset: int, kind: str, pt2_path: Pa
         torch.onnx.export(ctx.net, (ctx.x_trace,), str(path), dynamo=False, dynamic_axes=axes,
                           **common)
         return ctx.dynamic_batch
-
-
-def _program_has_dynamic_batch(program: torch.export.ExportedProgram) -> bool:
-    placeholders = [n for n in program.graph.nodes if n.op == "placeholder"]
-    user_inputs = [n for n in placeholders if n.name in program.graph_signature.user_inputs]
-    if not user_inputs:
-        return False
-    val = user_inputs[0].meta.get("val")
-    return val is not None and not isinstance(val.shape[0], int)
 
 
 def _ort_session(path: Path) -> Any:
