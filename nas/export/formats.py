@@ -109,7 +109,8 @@ def export_model(
     ``standalone_check`` the TorchScript, ``.pt2`` and ONNX files are also loaded and run in a
     fresh interpreter that cannot import this package (:func:`nas.export.verify.verify_standalone`).
     Raises :class:`ExportError` if an export fails or a file differs from eager by more than
-    ``atol``; ``out_dir`` is then left untouched.
+    ``atol``; ``out_dir`` is then left untouched. Write one model per folder: ``manifest.json``
+    lists only the files of the latest export.
     """
     fmts = parse_formats(formats)
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
@@ -247,14 +248,14 @@ def _torch_export(ctx: _Ctx) -> tuple[torch.export.ExportedProgram, bool]:
 
 
 def _export_torchscript(ctx: _Ctx, path: Path, record: dict[str, Any]) -> Path:
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught:  # TorchScript is deprecated in 2.13
         warnings.simplefilter("always")
         try:
             traced = torch.jit.trace(ctx.net, (ctx.x_trace,), check_trace=False)
         except Exception as exc:
             raise ExportError(f"torchscript: torch.jit.trace failed: {_first_line(exc)}") from exc
-    torch.jit.save(traced, str(path))
-    loaded = torch.jit.load(str(path), map_location="cpu")
+        torch.jit.save(traced, str(path))
+        loaded = torch.jit.load(str(path), map_location="cpu")
     with torch.no_grad():
         check = ctx.compare("torchscript", loaded, check_more=False)
         try:  # tracing can bake shapes in; find out whether another batch size still works
@@ -386,6 +387,7 @@ def _manifest(name: str, x: torch.Tensor, y: torch.Tensor, files: dict[str, Path
               record: dict[str, Any], atol: float) -> dict[str, Any]:
     import onnx
     import onnxruntime
+    import onnxscript
 
     return {
         "manifest_version": 1,
@@ -403,6 +405,7 @@ def _manifest(name: str, x: torch.Tensor, y: torch.Tensor, files: dict[str, Path
             "torch": torch.__version__,
             "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__,
+            "onnxscript": onnxscript.__version__,
             "numpy": np.__version__,
         },
         **record,

@@ -82,8 +82,10 @@ def build_card(out_dir: Path, card: Mapping[str, Any]) -> dict[str, Any]:
     shape = card.get("input_shape")
     data["input_shape"] = [int(s) for s in shape] if shape is not None else None
     data["files"] = _files(out_dir, card.get("files"))
+    manifest = _read_manifest(out_dir)
     if data["input_shape"] is None:
-        data["input_shape"] = _manifest_input_shape(out_dir)
+        data["input_shape"] = manifest.get("input", {}).get("shape")
+    data["exported_with"] = manifest.get("versions")
     reasons = dict(card.get("not_measured") or {})
     data["not_measured"] = {
         field: str(reasons.get(field, DEFAULT_REASON))
@@ -160,7 +162,9 @@ def _snippets(data: Mapping[str, Any]) -> list[str]:
                 f"model = torch.jit.load({files['torchscript']['path']!r}, map_location='cpu')",
                 f"logits = model(torch.randn({shape_txt}))", "```", ""]
     if "pt2" in files:
-        out += ["torch.export program (needs only `torch` >= 2.6; the graph and weights are in the file):",
+        torch_version = (data.get("exported_with") or {}).get("torch", "the exporting version")
+        out += ["torch.export program (needs only `torch`; the graph and the weights are in the "
+                f"file; `.pt2` files are safest with the torch that wrote them: {torch_version}):",
                 "", "```python", "import torch",
                 f"model = torch.export.load({files['pt2']['path']!r}).module()",
                 f"logits = model(torch.randn({shape_txt}))", "```", ""]
@@ -213,11 +217,9 @@ def _files(out_dir: Path, given: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _manifest_input_shape(out_dir: Path) -> list[int] | None:
+def _read_manifest(out_dir: Path) -> dict[str, Any]:
     manifest = out_dir / "manifest.json"
-    if manifest.is_file():
-        return json.loads(manifest.read_text()).get("input", {}).get("shape")
-    return None
+    return json.loads(manifest.read_text()) if manifest.is_file() else {}
 
 
 def _clean(value: Any, where: str) -> Any:
