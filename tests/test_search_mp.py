@@ -191,7 +191,9 @@ def test_deepmad_optimum_equals_exhaustive_and_direct_score(tiny: Table, quantil
     sol = MILPSearch(tiny.space, constraints=bounds).solve()  # no predictor: DeepMAD
     assert sol.objective == pytest.approx(tiny.deepmad[best], rel=1e-12)
     assert sol.objective == pytest.approx(deepmad_score(tiny.space, sol.arch), rel=1e-12)
-    assert sol.arch == tiny.archs[best]
+    # the score ties (e.g. two layers of a stage swapped): the optimum is one of the tied best
+    tied = feasible_mask(tiny, bounds) & (tiny.deepmad >= tiny.deepmad[best] - 1e-9)
+    assert sol.arch in {tiny.archs[i] for i in np.flatnonzero(tied)}
 
 
 @pytest.mark.parametrize("quantile", [0.0, 0.2, 0.6])

@@ -209,6 +209,7 @@ class MILPSearch:
         self.time_limit = time_limit
         self.formulation = Formulation(space)
         self._cost_vectors: dict[str, np.ndarray] = {}
+        self._objective_vectors: dict[int, tuple[Any, np.ndarray, float]] = {}
         self._peaks: np.ndarray | None = None
 
     # -- metadata ----------------------------------------------------------------------------
@@ -341,7 +342,12 @@ class MILPSearch:
             if objective.metric == MEMORY:
                 raise AssertionError("memory objective is an epigraph")
             return self._cost_vector(objective.metric), self.costs[objective.metric].offset
-        return objective.vector(self.formulation)
+        key = id(objective)
+        if key not in self._objective_vectors:  # keeps the objective alive, so ids stay unique
+            vec, const = objective.vector(self.formulation)
+            self._objective_vectors[key] = (objective, vec, float(const))
+        _, vec, const = self._objective_vectors[key]
+        return vec, const
 
     def _best(
         self,

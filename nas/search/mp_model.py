@@ -7,26 +7,30 @@ Variables (all in one vector; binary unless said otherwise):
 - ``x[s, j, c]``: layer choice ``c`` (an entry of ``stage_layer_choices``) in slot ``j`` of stage ``s``.
   ``sum_c x[s, j, c] = a[s, j]`` where ``a[s, j] = sum_{k: depth_k > j} d[s, k]`` is 1 iff the slot
   is active, so inactive slots choose nothing.
+- ``q[s, r, w]`` (continuous in [0, 1]): stage ``s`` has width ``w`` at resolution ``r``, with
+  ``sum_w q[s, r, .] = y[r]`` and ``sum_r q[s, ., w] = w[s, w]``: a transportation polytope whose
+  marginals are one-hot, hence the indicator of the one (resolution, width) pair.
 - ``z[s, j, (c, r, w_in, w_out)]`` (continuous in [0, 1]): slot ``j`` of stage ``s`` runs choice ``c``
   at resolution ``r`` with input width ``w_in`` (the previous stage's width for ``j = 0``, the
   stage's own width after) and output width ``w_out``. Linked by marginals::
 
-      sum_{r, w_in, w_out} z[c, .] = x[s, j, c]        (one row per choice)
-      sum_{c, w_in, w_out} z[., r, .] <= y[r]          (one row per resolution)
-      sum_{c, r, w_in}     z[., w_out] <= w[s, w_out]  (one row per width)
-      sum_{c, r, w_out}    z[., w_in, .] <= w[s-1, w_in]  (first slot only)
+      sum_{r, w_in, w_out} z[c, .]  = x[s, j, c]          (one row per choice)
+      sum_{c, w_in}        z[., r, ., w] <= q[s, r, w]     (one row per resolution and width;
+                                                           "=" for slots every depth keeps)
+      sum_{c, w_out}       z[., r, w, .] <= q[s-1, r, w]   (first slot of a stage after the first)
 
   When the slot is active, ``x``, ``y`` and ``w`` are one-hot, so every marginal of ``z`` is a point
   mass and ``z`` is the indicator of the one (choice, resolution, widths) cell the network runs
-  (zero everywhere when inactive). This is an exact linearisation of the AND of four one-hots,
-  and lets ``z`` stay continuous (fewer integer variables for the branch and bound).
-- ``h[r, w_last]`` (continuous): the head at resolution ``r`` after the last stage's width
-  ``w_last``, with ``sum_w h[r, .] = y[r]`` and ``sum_r h[., w] = w[last, w]`` (a transportation
-  polytope whose marginals are one-hot, hence also a point mass).
+  (zero everywhere when inactive). This is an exact linearisation of the AND of the one-hots, and
+  lets ``z`` and ``q`` stay continuous (fewer integer variables for the branch and bound). Linking
+  ``z`` to the joint ``q`` rather than to ``y`` and ``w`` separately gives a tighter LP relaxation
+  (a fractional point cannot pair one slot's resolution with another slot's width); measured
+  about 1.5-2x faster on hybrid-cifar with the DeepMAD objective.
+- The head at resolution ``r`` after the last stage's width ``w`` is placed by ``q[last, r, w]``.
 
 A *unit group* is a variable that, when it is 1, places some units in the network: ``y[r]`` places
 the stem at ``r``; ``z`` the units of one layer slot (a transition and an attention/mixer unit, or
-one conv unit); ``h`` the head. Every architecture runs exactly one group per active slot plus the
+one conv unit); ``q[last]`` the head. Every architecture runs exactly one group per active slot plus the
 stem and the head, so any additive per-unit cost is exactly ``cost_vector @ v``, and the network's
 peak activation memory is the maximum of the groups' peaks (see :mod:`nas.memory`).
 
@@ -93,6 +97,9 @@ class Formulation:
                 [self._take(len(self.choices[s])) for _ in range(stage.max_depth)]
             )
         self.n_binary = self._n
+        self.pair_cols = [
+            self._take(len(res) * len(stage.widths)).reshape(len(res), -1) for stage in space.stages
+        ]
         self.cells: list[list[list[SlotCell]]] = []
         self.groups: list[UnitGroup] = []
         sizes = [stage_input_sizes(space, r) for r in res]
@@ -124,7 +131,7 @@ class Formulation:
                 per_slot.append(cells)
             self.cells.append(per_slot)
         last = space.stages[-1]
-        self.head_cols = self._take(len(res) * len(last.widths)).reshape(len(res), -1)
+        self.head_cols = self.pair_cols[-1]
         for r_i in range(len(res)):
             size = sizes[r_i][-1]
             for w_i, w in enumerate(last.widths):
@@ -185,22 +192,23 @@ class Formulation:
                 for c, col in enumerate(x):
                     members = [cell.col for cell in cells if cell.choice == c]
                     row([*members, col], [1.0] * len(members) + [-1.0], 0.0, 0.0)
-                for r_i, col in enumerate(self.res_cols):
-                    members = [cell.col for cell in cells if cell.res == r_i]
-                    row([*members, col], [1.0] * len(members) + [-1.0], -np.inf, 0.0)
-                for w_i, col in enumerate(self.width_cols[s]):
-                    members = [cell.col for cell in cells if cell.w_out == w_i]
-                    row([*members, col], [1.0] * len(members) + [-1.0], -np.inf, 0.0)
+                always = j < stage.depths[0]
+                q = self.pair_cols[s]
+                for (r_i, w_i), col in np.ndenumerate(q):
+                    members = [cell.col for cell in cells if (cell.res, cell.w_out) == (r_i, w_i)]
+                    lo = 0.0 if always else -np.inf
+                    row([*members, col], [1.0] * len(members) + [-1.0], lo, 0.0)
                 if j == 0 and s > 0 and len(self.width_cols[s - 1]) > 1:
-                    for w_i, col in enumerate(self.width_cols[s - 1]):
-                        members = [cell.col for cell in cells if cell.w_in == w_i]
+                    for (r_i, w_i), col in np.ndenumerate(self.pair_cols[s - 1]):
+                        members = [
+                            cell.col for cell in cells if (cell.res, cell.w_in) == (r_i, w_i)
+                        ]
                         row([*members, col], [1.0] * len(members) + [-1.0], -np.inf, 0.0)
-        for r_i, col in enumerate(self.res_cols):
-            h = self.head_cols[r_i]
-            row([*h, col], [1.0] * len(h) + [-1.0], 0.0, 0.0)
-        for w_i, col in enumerate(self.width_cols[-1]):
-            h = self.head_cols[:, w_i]
-            row([*h, col], [1.0] * len(h) + [-1.0], 0.0, 0.0)
+            q = self.pair_cols[s]
+            for r_i, col in enumerate(self.res_cols):
+                row([*q[r_i], col], [1.0] * q.shape[1] + [-1.0], 0.0, 0.0)
+            for w_i, col in enumerate(self.width_cols[s]):
+                row([*q[:, w_i], col], [1.0] * q.shape[0] + [-1.0], 0.0, 0.0)
         return _to_sparse(rows, self.n_vars)
 
     # -- vectors -----------------------------------------------------------------------------
@@ -268,6 +276,7 @@ class Formulation:
         prev_w = 0
         for s, (spec, stage) in enumerate(zip(space.stages, arch.stages)):
             wo = spec.widths.index(stage.width)
+            v[self.pair_cols[s][r_i, wo]] = 1.0
             for j, layer in enumerate(stage.layers):
                 c = self.choices[s].index(layer)
                 wi = prev_w if j == 0 else wo
@@ -278,7 +287,6 @@ class Formulation:
                 ]
                 v[cell.col] = 1.0
             prev_w = wo
-        v[self.head_cols[r_i, prev_w]] = 1.0
         return v
 
 
