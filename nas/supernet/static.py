@@ -137,7 +137,7 @@ class MixerBlock(nn.Module):
 def mix_tokens(y: torch.Tensor, window: int, mlp) -> torch.Tensor:
     """Apply ``mlp`` over the w*w tokens of each window of ``y`` (B, H, W, C); zero-pad to fit."""
     b, h, w, c = y.shape
-    ph, pw = -(-h // window) * window, -(-w // window) * window
+    ph, pw = (h + window - 1) // window * window, (w + window - 1) // window * window
     if ph != h or pw != w:
         y = nn.functional.pad(y, (0, 0, 0, pw - w, 0, ph - h))
     nh, nw = ph // window, pw // window
