@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from nas.errors import UserError
 
-COMMAND_MODULES: tuple[str, ...] = ("nas.cli.spaces_cmd",)
+COMMAND_MODULES: tuple[str, ...] = ("nas.cli.spaces_cmd", "nas.cli.train_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
