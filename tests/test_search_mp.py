@@ -271,6 +271,18 @@ def test_jointly_infeasible_bounds_say_so(tiny: Table) -> None:
             search.solve()
 
 
+def test_check_feasible_returns_a_feasible_architecture_or_raises(tiny: Table) -> None:
+    bounds = {
+        "flops": float(np.quantile(tiny.metrics["flops"], 0.2)),
+        "memory": float(np.quantile(tiny.metrics["memory"], 0.5)),
+    }
+    arch = MILPSearch(tiny.space, constraints=bounds).check_feasible()
+    i = tiny.archs.index(arch)
+    assert feasible_mask(tiny, bounds)[i]
+    with pytest.raises(InfeasibleError):
+        MILPSearch(tiny.space, constraints={"params": 10}).check_feasible()
+
+
 # ----- costs, objectives, re-checks ----------------------------------------------------------------
 def test_custom_additive_cost_bound_and_objective_are_exact(tiny: Table) -> None:
     rng = np.random.default_rng(3)

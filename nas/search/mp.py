@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
+from tqdm.auto import tqdm
 
 from nas.arch import Architecture
 from nas.costs import costs as exact_costs
@@ -270,21 +271,32 @@ class MILPSearch:
             raise self.infeasible_error()
         return sol
 
-    def top_k(self, k: int) -> list[MPSolution]:
+    def top_k(self, k: int, *, progress: bool = False) -> list[MPSolution]:
         """The ``k`` best distinct feasible architectures, best first (fewer if fewer exist)."""
         if k < 1:
             raise UserError(f"top_k: k={k}; expected k >= 1")
         cuts: list[list[int]] = []
         out: list[MPSolution] = []
-        while len(out) < k:
-            sol = self._best(self.objective, self.bounds, cuts)
-            if sol is None:
-                if not out:
-                    raise self.infeasible_error()
-                break
-            out.append(sol)
-            cuts.append(self.formulation.binary_ones(sol.arch))
+        with tqdm(total=k, desc="MP top-k", unit="arch", disable=not progress) as bar:
+            while len(out) < k:
+                sol = self._best(self.objective, self.bounds, cuts)
+                if sol is None:
+                    if not out:
+                        raise self.infeasible_error()
+                    break
+                out.append(sol)
+                cuts.append(self.formulation.binary_ones(sol.arch))
+                bar.update()
         return out
+
+    def check_feasible(self) -> Architecture:
+        """Some architecture meeting every constraint (no objective: fast); raises
+        :class:`InfeasibleError` with the smallest achievable values when there is none. Usable
+        before any search, whatever the algorithm."""
+        sol = self._best(_Feasibility(), self.bounds, [])
+        if sol is None:
+            raise self.infeasible_error()
+        return sol.arch
 
     def minimum(self, metric: str, *, constrained: bool = False) -> MPSolution:
         """The architecture with the smallest ``metric`` (over the whole space, or under the other
@@ -304,10 +316,14 @@ class MILPSearch:
     def infeasible_error(self) -> InfeasibleError:
         return InfeasibleError(self.space.name, self.bounds, self.minima())
 
-    def pareto_front(self, metric: str, n_points: int = 20) -> list[MPSolution]:
+    def pareto_front(
+        self, metric: str, n_points: int = 20, *, progress: bool = False
+    ) -> list[MPSolution]:
         """Non-dominated (objective, ``metric``) architectures from ``n_points`` bounds on ``metric``
         evenly spaced between its smallest achievable value under the other constraints and its
-        value at the optimum; sorted by ``metric``. Each member is optimal for its bound."""
+        value at the optimum; sorted by ``metric``. Each member is optimal for its bound
+        (``swept_bound``; a bound whose optimum is already known from a looser one is not
+        re-solved)."""
         self._check_metrics([metric])
         if n_points < 2:
             raise UserError(f"pareto_front: n_points={n_points}; expected >= 2")
@@ -318,12 +334,18 @@ class MILPSearch:
         low = self.minimum(metric, constrained=True)
         lo, hi = low.metrics[metric], best.metrics[metric]
         sols = [best]
-        for bound in np.linspace(lo, hi, n_points):
+        incumbent = best
+        grid = np.linspace(lo, hi, n_points)[::-1]
+        for bound in tqdm(grid, desc="MP Pareto sweep", unit="bound", disable=not progress):
             b = float(bound)
+            if incumbent.metrics[metric] <= b:
+                continue  # optimal for a looser bound and feasible here: optimal here too
             bounds = {**others, metric: min(b, self.bounds.get(metric, math.inf))}
             sol = self._best(self.objective, bounds, [])
-            if sol is not None:
-                sols.append(replace(sol, swept_bound=b))
+            if sol is None:
+                break  # cannot happen above the smallest achievable value; kept for safety
+            incumbent = replace(sol, swept_bound=b)
+            sols.append(incumbent)
         return _non_dominated(sols, metric, self.objective.maximize)
 
     # -- the solver core -------------------------------------------------------------------------
@@ -487,6 +509,19 @@ class MILPSearch:
             dual,
             seconds,
         )
+
+
+class _Feasibility:
+    """No objective: any feasible architecture will do."""
+
+    name = "feasibility"
+    maximize = False
+
+    def vector(self, formulation: Formulation) -> tuple[np.ndarray, float]:
+        return np.zeros(formulation.n_vars), 0.0
+
+    def value(self, space: SearchSpace, arch: Architecture) -> float:
+        return 0.0
 
 
 def _non_dominated(sols: list[MPSolution], metric: str, maximize: bool) -> list[MPSolution]:
