@@ -111,7 +111,9 @@ def test_tiny_benchmark_run() -> None:
         "one-hot + pairwise, shared-op prior",
     } <= methods
     flops_rho = frame.loc[frame["method"] == "FLOPs alone", "spearman"].item()
-    learned = frame[(frame["method"] == "one-hot, FLOPs + shared-op prior") & (frame["n"] == 100)]
+    learned = frame[(frame["method"] == "one-hot, shared-op prior") & (frame["n"] == 100)]
     assert 0.5 < flops_rho < 1 and learned["spearman"].item() > 0.85
-    text = bench.report(frame, ["lat_ms_pixel2"], 1, "cmd", 1.0)
+    ratios = bench.conv_cost_ratios(table, ["lat_ms_pixel2"])
+    assert 1.0 < ratios["lat_ms_pixel2"] < 9.0
+    text = bench.report(frame, ratios, ["lat_ms_pixel2"], 1, "cmd", 1.0)
     assert "Reproduce: `cmd`" in text and "0.932" in text

@@ -23,15 +23,8 @@ PROTOCOL = TimingProtocol(warmup=1, repeats=3, rounds=2, min_time_per_round=0)
 
 
 def meta(**changes: object) -> TableMeta:
-    base = TableMeta.for_this_machine(
-        device="cpu",
-        runtime="torch",
-        threads=1,
-        batch=1,
-        dtype="float32",
-        space_name="tiny",
-        space_hash="abc123",
-        protocol=PROTOCOL.describe(),
+    base = TableMeta.for_protocol(
+        PROTOCOL, batch=1, dtype="float32", space_name="tiny", space_hash="abc123"
     )
     return replace(base, **changes)
 

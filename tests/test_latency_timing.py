@@ -74,7 +74,9 @@ def test_runs_in_inference_mode_and_eval() -> None:
             assert not self.training
             return x
 
-    measure_latency(Probe().train(), torch.zeros(1), **QUICK)
+    probe = Probe().train()
+    measure_latency(probe, torch.zeros(1), **QUICK)
+    assert probe.training  # the caller's mode is restored
 
 
 def _logging_items(log: list[str], n: int) -> list[TimingItem]:

@@ -39,7 +39,7 @@ from nas.errors import IncompatibleFileError, UserError
 from nas.io import atomic_write_json, atomic_write_text
 from nas.latency.calibration import Calibration
 from nas.latency.environment import processor_name, runtime_versions
-from nas.latency.timing import Measurement
+from nas.latency.timing import Measurement, TimingProtocol
 
 TABLE_COLUMNS: tuple[str, ...] = ("key", "mean_ms", "std_ms", "median_ms", "count")
 FORMAT = "nas-latency-table"
@@ -133,6 +133,28 @@ class TableMeta:
             space_hash=space_hash,
             protocol=json.loads(json.dumps(dict(protocol))),  # JSON-normalised
             created=_now(),
+        )
+
+    @classmethod
+    def for_protocol(
+        cls,
+        protocol: TimingProtocol,
+        *,
+        batch: int,
+        dtype: str,
+        space_name: str,
+        space_hash: str,
+    ) -> TableMeta:
+        """Metadata for a table measured here now with ``protocol`` (device, runtime, threads)."""
+        return cls.for_this_machine(
+            device=protocol.device,
+            runtime=protocol.runtime,
+            threads=protocol.threads,
+            batch=batch,
+            dtype=dtype,
+            space_name=space_name,
+            space_hash=space_hash,
+            protocol=protocol.describe(),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -190,6 +190,9 @@ def measure_many(
     device = parse_device(protocol.device)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_torch_threads(protocol.threads))
+        for item in items:  # runners put modules in eval mode; restore the caller's mode after
+            if isinstance(item.fn, nn.Module):
+                stack.callback(item.fn.train, item.fn.training)
         tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nas-latency-")))
         runners = [_make_runner(item, protocol, device, tmpdir, i) for i, item in enumerate(items)]
         stack.enter_context(torch.inference_mode())
@@ -251,7 +254,7 @@ def _as_tuple(x: Inputs) -> tuple[torch.Tensor, ...]:
 
 
 class _Runner:
-    """A prepared item: ``call()`` runs it once; ``read(inner)`` times ``inner`` calls (seconds)."""
+    """A prepared item: ``call()`` runs it once; ``timed_round`` gives per-call seconds."""
 
     def __init__(self, key: str, call: Callable[[], Any], cuda: torch.device | None) -> None:
         self.key = key
