@@ -400,6 +400,48 @@ def test_latency_cost_from_a_table_with_additive_calibration(tiny: Table) -> Non
         latency_cost(FakeTable(), tiny.space)
 
 
+def test_latency_cost_from_a_real_latency_table_matches_its_prediction(tiny: Table) -> None:
+    from nas.latency import Calibration, LatencyTable, TableEntry, TableMeta
+
+    rng = np.random.default_rng(4)
+    meta = TableMeta(
+        device="cpu",
+        processor="test",
+        runtime="eager",
+        versions={},
+        threads=1,
+        batch=1,
+        dtype="float32",
+        space_name=tiny.space.name,
+        space_hash=tiny.space.hash(),
+        protocol={},
+        created="2026-01-01T00:00:00Z",
+    )
+    entries = {}
+    for k in space_unit_keys(tiny.space):
+        m = float(rng.uniform(0.01, 1.0))
+        entries[k] = TableEntry(mean_ms=m, std_ms=0.0, median_ms=m, count=1)
+    table = LatencyTable(meta, entries)
+    table.set_calibration(
+        Calibration(features=("lut_sum", "n_units"), coef=(1.2, 0.03), intercept=0.4, n_fit=20)
+    )
+    cost = latency_cost(table, tiny.space)
+    lat = np.array([cost(tiny.space, a) for a in tiny.archs])  # table.predict_from_keys
+    for i in range(0, len(tiny.archs), 400):
+        assert cost.additive_value(tiny.space, tiny.archs[i]) == pytest.approx(lat[i], rel=1e-12)
+    bound = float(np.quantile(lat, 0.25))
+    search = MILPSearch(tiny.space, constraints={"latency_ms": bound}, costs={"latency_ms": cost})
+    sol = search.solve()
+    best = exhaustive_order(tiny.deepmad, lat <= bound)[0]
+    assert sol.objective == pytest.approx(tiny.deepmad[best])
+    assert sol.metrics["latency_ms"] <= bound
+    table.set_calibration(
+        Calibration(features=("lut_sum", "flops"), coef=(1.0, 1e-9), intercept=0.0, n_fit=20)
+    )
+    with pytest.raises(UserError, match="not sums over units"):
+        latency_cost(table, tiny.space)
+
+
 # ----- the real spaces --------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["hybrid-cifar", "ofa-mbv3"])
 def test_real_spaces_beat_random_feasible_samples_and_respect_bounds(name: str) -> None:
