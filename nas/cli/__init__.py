@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 from nas.errors import UserError
 
-COMMAND_MODULES: tuple[str, ...] = ("nas.cli.spaces_cmd", "nas.cli.train_cmd")
+COMMAND_MODULES: tuple[str, ...] = (
+    "nas.cli.spaces_cmd", "nas.cli.train_cmd", "nas.cli.export_cmd"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
