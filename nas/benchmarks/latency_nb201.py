@@ -322,7 +322,8 @@ def _findings(frame: pd.DataFrame, devices: Sequence[str], ratios: pd.Series) ->
         f"- Per-op-count features (one cost per operation, shared by the 6 edges) beat per-edge "
         f"one-hot with few samples: {_value(on_all, counts, n0):.3f} vs "
         f"{_value(on_all, 'one-hot, ridge to 0', n0):.3f} at n={n0} over all devices. Shrinking "
-        f"one-hot costs towards shared per-op costs gets the same ({_value(on_all, 'one-hot, shared-op prior', n0):.3f})"
+        "one-hot costs towards shared per-op costs gets about the same "
+        f"({_value(on_all, 'one-hot, shared-op prior', n0):.3f})"
         " and keeps per-edge freedom for larger n; a FLOPs-proportional prior helps less "
         f"({_value(on_all, onehot_flops, n0):.3f}) because FLOPs misjudge relative op costs."
     )
