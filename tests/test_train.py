@@ -202,6 +202,28 @@ def test_injected_nan_keeps_the_last_good_checkpoint(data_spec, tmp_path, monkey
     assert "ERROR" in (out / "train.log").read_text()
 
 
+def test_fixed_runs_validate_their_own_architecture(data_spec, tmp_path):
+    arch = load_space(SPACE).smallest()
+    cfg = tiny_config(data_spec, schedule="fixed", arch=arch.to_str(), epochs=1, sandwich_n=0)
+    row = train(cfg, tmp_path / "f", progress=False).history[0]
+    assert "val_acc_arch" in row and "val_acc_largest" not in row
+
+
+def test_zero_init_makes_every_residual_branch_the_identity():
+    from nas.arch import AttnLayer, ConvLayer, MixerLayer
+    from nas.train.init import zero_init_residual_branches
+
+    torch.manual_seed(0)
+    net = Supernet(load_space(SPACE)).eval()
+    assert zero_init_residual_branches(net) > 0
+    slot = net.stages[1][1]  # second layer of the hybrid stage: residual for every kind
+    x = torch.randn(2, 24, 4, 4)
+    for layer in (ConvLayer(3, 2, True), AttnLayer(2, 2), MixerLayer(1, 2)):
+        assert torch.allclose(slot(x, layer, 24), x), layer
+    first = net.stages[0][0]  # a stage's first conv layer has no skip: it must not output zeros
+    assert first(torch.randn(2, 8, 8, 8), ConvLayer(3, 2), 12).abs().sum() > 0
+
+
 # ----- schedules -----
 @settings(max_examples=40, deadline=None)
 @given(

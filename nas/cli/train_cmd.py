@@ -19,7 +19,7 @@ _OPTIONS: dict[str, dict] = {
         "help": "data spec: digits (default), cifar10:PATH, cifar100:PATH, folder:PATH, npz:PATH"
     },
     "data_seed": {"type": int, "help": "seed of the train/val/test split (default 0)"},
-    "epochs": {"type": int, "help": "training epochs (default 8)"},
+    "epochs": {"type": int, "help": "training epochs (default 12)"},
     "batch_size": {"type": int, "help": "training batch size (default 64)"},
     "schedule": {"choices": SCHEDULES, "help": "which subnets each step trains (default sandwich)"},
     "sandwich_n": {"type": int, "help": "random subnets per step besides largest/smallest (2)"},
@@ -39,10 +39,17 @@ _OPTIONS: dict[str, dict] = {
     "grad_clip": {"type": float, "help": "gradient-norm clip, 0 for none (5.0)"},
     "distill": {"choices": DISTILL, "help": "in-place distillation loss (soft_ce)"},
     "temperature": {"type": float, "help": "distillation temperature (1.0)"},
-    "distill_weight": {"type": float, "help": "weight of distillation vs labels for students (1)"},
+    "distill_weight": {
+        "type": float,
+        "help": "weight of distillation vs labels for the other subnets (0.5)",
+    },
     "augment": {
         "action": argparse.BooleanOptionalAction,
         "help": "random translation of training images (default on)",
+    },
+    "zero_init_residual": {
+        "action": argparse.BooleanOptionalAction,
+        "help": "start every residual branch at zero, as BigNAS (default on)",
     },
     "channels_last": {
         "action": argparse.BooleanOptionalAction,
@@ -112,12 +119,13 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     last = result.history[-1] if result.history else {}
-    if last.get("val_acc_largest", "") != "":
-        print(
-            f"{result.run_dir}: {len(result.history)} epochs; val acc largest "
-            f"{100 * last['val_acc_largest']:.2f}%, smallest {100 * last['val_acc_smallest']:.2f}%",
-            file=sys.stdout,
-        )
-    else:
-        print(f"{result.run_dir}: {len(result.history)} epochs", file=sys.stdout)
+    accs = {
+        k[len("val_acc_") :]: v for k, v in last.items() if k.startswith("val_acc_") and v != ""
+    }
+    summary = ", ".join(f"{k} {100 * v:.2f}%" for k, v in accs.items())
+    print(
+        f"{result.run_dir}: {len(result.history)} epochs"
+        + (f"; validation accuracy {summary}" if summary else ""),
+        file=sys.stdout,
+    )
     return 0

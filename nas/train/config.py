@@ -38,7 +38,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     image_size: int | None = None
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 64
     schedule: str = "sandwich"
     sandwich_n: int = 2
@@ -55,8 +55,9 @@ class TrainConfig:
     grad_clip: float = 5.0
     distill: str = "soft_ce"
     temperature: float = 1.0
-    distill_weight: float = 1.0
+    distill_weight: float = 0.5
     augment: bool = True
+    zero_init_residual: bool = True
     channels_last: bool = True
     seed: int = 0
     device: str = "cpu"

@@ -39,6 +39,7 @@ from nas.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save
 from nas.train.config import TrainConfig
 from nas.train.distill import student_loss, supervised_loss
 from nas.train.evaluate import evaluate_subnet
+from nas.train.init import zero_init_residual_branches
 from nas.train.inputs import model_input
 from nas.train.optim import build_optimizer, build_scheduler
 from nas.train.rundir import (
@@ -210,7 +211,10 @@ def _run(
 ) -> TrainResult:
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    model = Supernet(space).to(device)
+    model = Supernet(space)
+    if config.zero_init_residual:
+        zero_init_residual_branches(model)
+    model = model.to(device)
     loader = BatchLoader(
         splits.train,
         batch_size=config.batch_size,
@@ -287,11 +291,9 @@ def _describe(row: dict, epochs: int) -> str:
         f"epoch {row['epoch']}/{epochs} [{row['phase']}] loss {row['train_loss']:.4f} "
         f"lr {row['lr']:.2e} {row['epoch_s']:.1f}s"
     )
-    if row.get("val_acc_largest", "") != "":
-        text += (
-            f" | val acc largest {100 * row['val_acc_largest']:.2f}% "
-            f"smallest {100 * row['val_acc_smallest']:.2f}%"
-        )
+    accs = {k[len("val_acc_") :]: v for k, v in row.items() if k.startswith("val_acc_") and v != ""}
+    if accs:
+        text += " | val acc " + " ".join(f"{k} {100 * v:.2f}%" for k, v in accs.items())
     return text
 
 
@@ -383,7 +385,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
         leave=True,
         dynamic_ncols=True,
     )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     teacher_sum, all_sum, n_losses, n_subnets = 0.0, 0.0, 0, 0
     for step, (x, y) in enumerate(run.loader):
         losses = _step(run, x, y, epoch, step)
@@ -401,34 +403,38 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
         "train_loss_subnets": all_sum / max(1, n_losses),
         "subnets_per_step": n_subnets / steps,
         "epoch_s": time.perf_counter() - t0,
+        "epoch_cpu_s": time.process_time() - c0,
     }
     if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-        row.update(_evaluate_extremes(run))
+        row.update(_evaluate(run))
+        accs = {k[len("val_acc_") :]: v for k, v in row.items() if k.startswith("val_acc_")}
         bar.set_postfix(
             loss=f"{row['train_loss']:.3f}",
-            val_largest=f"{100 * row['val_acc_largest']:.1f}%",
-            val_smallest=f"{100 * row['val_acc_smallest']:.1f}%",
+            **{f"val_{k}": f"{100 * v:.1f}%" for k, v in accs.items()},
         )
     else:
-        row.update(dict.fromkeys(EVAL_COLUMNS, ""))
+        row.update(dict.fromkeys(eval_columns(run.fixed is not None), ""))
     bar.close()
     return row
 
 
-EVAL_COLUMNS = (
-    "val_acc_largest",
-    "val_loss_largest",
-    "val_acc_smallest",
-    "val_loss_smallest",
-    "eval_s",
-)
+def eval_targets(run: _Run) -> list[tuple[str, Architecture]]:
+    """What each epoch validates: the trained architecture (fixed), else largest and smallest."""
+    if run.fixed is not None:
+        return [("arch", run.fixed)]
+    return [("largest", largest(run.space)), ("smallest", smallest(run.space))]
 
 
-def _evaluate_extremes(run: _Run) -> dict:
-    """Validation accuracy/loss of the largest and smallest subnets (BN recalibrated copies)."""
-    t0 = time.perf_counter()
+def eval_columns(fixed: bool) -> list[str]:
+    names = ["arch"] if fixed else ["largest", "smallest"]
+    return [f"val_{m}_{n}" for n in names for m in ("acc", "loss")] + ["eval_s", "eval_cpu_s"]
+
+
+def _evaluate(run: _Run) -> dict:
+    """Validation accuracy/loss of :func:`eval_targets` (BN recalibrated copies)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out: dict = {}
-    for name, arch in (("largest", largest(run.space)), ("smallest", smallest(run.space))):
+    for name, arch in eval_targets(run):
         res = evaluate_subnet(
             run.model,
             arch,
@@ -441,22 +447,29 @@ def _evaluate_extremes(run: _Run) -> dict:
         out[f"val_acc_{name}"] = res["acc"]
         out[f"val_loss_{name}"] = res["loss"]
     out["eval_s"] = time.perf_counter() - t0
+    out["eval_cpu_s"] = time.process_time() - c0
     return out
 
 
+def _total(history: list[dict], key: str) -> float:
+    return sum(float(r[key]) for r in history if r.get(key, "") != "")
+
+
 def _write_summary(paths: RunPaths, history: list[dict], config: TrainConfig) -> None:
+    """``summary.json``: final metrics and timings. ``*_cpu_s`` is the process's CPU time, which
+    other processes sharing the cores do not inflate (wall ``*_s`` is)."""
     if not history:
         return
-    train_s = [float(r["epoch_s"]) for r in history]
-    eval_s = [float(r["eval_s"]) for r in history if r.get("eval_s", "") != ""]
     atomic_write_json(
         paths.summary,
         {
             "epochs": len(history),
             "complete": len(history) >= config.epochs,
-            "train_s": sum(train_s),
-            "eval_s": sum(eval_s),
-            "train_s_per_epoch": sum(train_s) / len(train_s),
+            "train_s": _total(history, "epoch_s"),
+            "train_cpu_s": _total(history, "epoch_cpu_s"),
+            "eval_s": _total(history, "eval_s"),
+            "eval_cpu_s": _total(history, "eval_cpu_s"),
+            "train_s_per_epoch": _total(history, "epoch_s") / len(history),
             "final": history[-1],
         },
     )
