@@ -365,6 +365,8 @@ def test_constraints_are_normalised_and_unknown_metrics_refused(tiny: Table) -> 
         MILPSearch(tiny.space, constraints={"latency_ms": 3.0})
     with pytest.raises(UserError, match="finite"):
         normalize_constraints({"flops": math.inf})
+    with pytest.raises(UserError, match="built in"):
+        MILPSearch(tiny.space, costs={"memory": AdditiveCost(lambda u: 1.0)})
 
 
 def test_latency_cost_from_a_table_with_additive_calibration(tiny: Table) -> None:
@@ -426,9 +428,9 @@ def test_latency_cost_from_a_real_latency_table_matches_its_prediction(tiny: Tab
         Calibration(features=("lut_sum", "n_units"), coef=(1.2, 0.03), intercept=0.4, n_fit=20)
     )
     cost = latency_cost(table, tiny.space)
-    lat = np.array([cost(tiny.space, a) for a in tiny.archs])  # table.predict_from_keys
-    for i in range(0, len(tiny.archs), 400):
-        assert cost.additive_value(tiny.space, tiny.archs[i]) == pytest.approx(lat[i], rel=1e-12)
+    lat = np.array([cost.additive_value(tiny.space, a) for a in tiny.archs])
+    for i in range(0, len(tiny.archs), 97):  # the table's own prediction agrees
+        assert cost(tiny.space, tiny.archs[i]) == pytest.approx(lat[i], rel=1e-12)
     bound = float(np.quantile(lat, 0.25))
     search = MILPSearch(tiny.space, constraints={"latency_ms": bound}, costs={"latency_ms": cost})
     sol = search.solve()
@@ -449,7 +451,7 @@ def test_real_spaces_beat_random_feasible_samples_and_respect_bounds(name: str) 
     rng = np.random.default_rng(0)
     n = OneHotEncoder(space).n_features
     coef = rng.normal(size=n)
-    samples = [space.sample(rng) for _ in range(300)]
+    samples = [space.sample(rng) for _ in range(200)]
     flops = np.array([costs.flops(space, a) for a in samples], dtype=float)
     bound = float(np.median(flops))
     values = OneHotEncoder(space).transform(samples) @ coef

@@ -162,7 +162,7 @@ def _constraint_item(c: Any) -> tuple[str, float]:
             ) from None
         c = parse_constraint(c)
     op = getattr(c, "op", "<=")
-    if op not in ("<=", "<"):
+    if op != "<=":
         raise UserError(f"constraint {c!r}: the MP search takes upper bounds (<=) only")
     name = getattr(c, "metric", None) or getattr(c, "name", None)
     bound = getattr(c, "bound", None)
@@ -199,9 +199,14 @@ class MILPSearch:
     ) -> None:
         self.space = space
         self.objective = DeepMADObjective() if objective is None else objective
-        self.costs: dict[str, AdditiveCost] = {**builtin_costs(), **dict(costs or {})}
-        if MEMORY in self.costs:
-            raise UserError(f"{MEMORY!r} is the peak activation memory; name your cost otherwise")
+        builtin = builtin_costs()
+        clash = sorted(set(costs or {}) & {*builtin, MEMORY})
+        if clash:
+            raise UserError(
+                f"cost name(s) {', '.join(clash)} are built in (exact, from nas.costs); "
+                "name your own costs otherwise"
+            )
+        self.costs: dict[str, AdditiveCost] = {**builtin, **dict(costs or {})}
         self.bounds = normalize_constraints(constraints)
         self._check_metrics(self.bounds)
         if isinstance(self.objective, CostObjective):
