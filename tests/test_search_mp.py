@@ -365,8 +365,22 @@ def test_constraints_are_normalised_and_unknown_metrics_refused(tiny: Table) -> 
         MILPSearch(tiny.space, constraints={"latency_ms": 3.0})
     with pytest.raises(UserError, match="finite"):
         normalize_constraints({"flops": math.inf})
+    assert normalize_constraints({"peak_memory": 10, "param_memory": 400}) == {
+        "memory": 10.0,
+        "params": 100.0,
+    }
     with pytest.raises(UserError, match="built in"):
         MILPSearch(tiny.space, costs={"memory": AdditiveCost(lambda u: 1.0)})
+
+
+def test_constraint_strings_go_through_the_shared_parser(tiny: Table) -> None:
+    pytest.importorskip("nas.search.constraints")
+    bounds = normalize_constraints(["flops<=1.5M", "memory<=20KB", "params<=1M"])
+    assert bounds == {"flops": 1.5e6, "memory": 20 * 1024.0, "params": 1e6}
+    with pytest.raises(UserError):
+        normalize_constraints(["flops>=1M"])
+    sol = MILPSearch(tiny.space, constraints=["flops<=1.5M", "memory<=20KB"]).solve()
+    assert sol.metrics["flops"] <= 1.5e6 and sol.metrics["memory"] <= 20 * 1024
 
 
 def test_latency_cost_from_a_table_with_additive_calibration(tiny: Table) -> None:

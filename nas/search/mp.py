@@ -38,6 +38,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from tqdm.auto import tqdm
 
 from nas.arch import Architecture
+from nas.costs import BYTES_PER_ELEMENT
 from nas.costs import costs as exact_costs
 from nas.errors import UserError
 from nas.spaces.schema import SearchSpace
@@ -132,7 +133,8 @@ def normalize_constraints(constraints: Any) -> dict[str, float]:
 
     Objects need ``metric`` (or ``name``) and ``bound`` (or ``value``) attributes and an ``op`` of
     ``<=`` if they have one. Strings go through :func:`nas.search.constraints.parse_constraint`.
-    Repeated metrics keep the tightest bound.
+    Repeated metrics keep the tightest bound. ``peak_memory`` is ``memory``; ``param_memory`` (bytes)
+    becomes a ``params`` bound.
     """
     if constraints is None:
         return {}
@@ -146,6 +148,10 @@ def normalize_constraints(constraints: Any) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, bound in items:
         value = float(bound)
+        if name == "peak_memory":
+            name = MEMORY
+        elif name == "param_memory":  # float32 bytes of the weights
+            name, value = "params", value / BYTES_PER_ELEMENT
         if not math.isfinite(value):
             raise UserError(f"constraint {name}<={bound!r}: the bound must be a finite number")
         out[str(name)] = min(value, out.get(str(name), math.inf))
