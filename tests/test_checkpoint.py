@@ -251,3 +251,13 @@ def test_cli_options_map_onto_the_config(tmp_path):
     assert cfg.phase_fractions == (0.2, 0.4, 0.6)
     with pytest.raises(UserError, match="--space is required"):
         train_cmd.build_config(_parse("--out", str(tmp_path / "y")))
+
+
+def test_resume_finds_the_space_in_the_run_folder_when_its_file_is_gone(data_spec, tmp_path):
+    space_file = tmp_path / "my-space.yaml"
+    space_file.write_text((ROOT / "search_spaces" / "hybrid-tiny.yaml").read_text())
+    cfg = tiny_config(data_spec, space=str(space_file), epochs=1)
+    first = train(cfg, tmp_path / "run", progress=False)
+    space_file.unlink()
+    again = train(cfg, tmp_path / "run", resume=True, progress=False)
+    assert again.resumed_from == 1 and again.space.hash() == first.space.hash()

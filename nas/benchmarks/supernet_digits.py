@@ -77,7 +77,7 @@ def ensure_run(run_dir: Path, config: TrainConfig, *, progress: bool) -> dict:
     resume = RunPaths(run_dir).config.exists()
     load_before = os.getloadavg()
     start, cpu_start = time.perf_counter(), time.process_time()
-    result = train(config, run_dir, resume=resume, progress=progress)
+    result = train(config, run_dir, resume=resume, progress=progress, echo=True)
     summary = json.loads(RunPaths(run_dir).summary.read_text())
     record = {
         "wall_s": time.perf_counter() - start,

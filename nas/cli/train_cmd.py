@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.train import train
 
     config = build_config(args)
-    result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    result = train(config, args.out, resume=args.resume, progress=not args.no_progress, echo=True)
     last = result.history[-1] if result.history else {}
     accs = {
         k[len("val_acc_") :]: v for k, v in last.items() if k.startswith("val_acc_") and v != ""

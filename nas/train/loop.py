@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from nas.arch import Architecture
 from nas.data import BatchLoader, DatasetSplits, check_channels
-from nas.errors import IncompatibleFileError, UserError
+from nas.errors import IncompatibleFileError, SpaceError, UserError
 from nas.io import atomic_write_json
 from nas.spaces import SearchSpace, load_space
 from nas.supernet import Supernet
@@ -45,6 +45,7 @@ from nas.train.optim import build_optimizer, build_scheduler
 from nas.train.rundir import (
     RunPaths,
     load_splits,
+    read_space,
     run_record,
     write_config,
     write_metrics,
@@ -104,6 +105,17 @@ def _device(name: str) -> torch.device:
     return device
 
 
+def _resolve_space(config: TrainConfig, paths: RunPaths, resume: bool) -> SearchSpace:
+    """``config.space`` (a name or path); when resuming and it cannot be found (a relative path
+    from another folder, a moved file), the run's own ``space.yaml``."""
+    try:
+        return load_space(config.space)
+    except SpaceError:
+        if resume and paths.space.is_file():
+            return read_space(paths.space)
+        raise
+
+
 def _check_data(space: SearchSpace, splits: DatasetSplits, data: str) -> None:
     if splits.num_classes != space.num_classes:
         raise UserError(
@@ -143,16 +155,19 @@ def train(
     *,
     resume: bool = False,
     progress: bool = True,
+    echo: bool | None = None,
 ) -> TrainResult:
     """Train a supernet as ``config`` says, writing the run folder ``out_dir`` (see
     :mod:`nas.train.rundir`). With ``resume``, continue from ``out_dir/checkpoint.pt`` (checked:
     same space, settings and data); without it, refuse a folder that already holds a run.
+    ``progress`` shows a bar per epoch; ``echo`` (default: same as ``progress``) also prints the
+    log lines to stderr.
 
     Raises :class:`TrainingDiverged` on a non-finite loss (the last checkpoint is kept) and
     :class:`nas.errors.IncompatibleFileError` on a bad checkpoint (nothing is written then).
     """
     paths = RunPaths(Path(out_dir))
-    space = load_space(config.space)
+    space = _resolve_space(config, paths, resume)
     splits = load_splits(config)
     _check_data(space, splits, config.data)
     fixed = _fixed_arch(config, space)
@@ -176,7 +191,8 @@ def train(
         torch.set_num_threads(config.threads)
     try:
         with _isolated_rng(device):
-            return _run(config, paths, space, splits, fixed, device, state, progress)
+            log = RunLog(paths.log, echo=progress if echo is None else echo)
+            return _run(config, paths, space, splits, fixed, device, state, progress, log)
     finally:
         torch.set_num_threads(threads_before)
 
@@ -208,6 +224,7 @@ def _run(
     device: torch.device,
     state: dict | None,
     progress: bool,
+    log: RunLog,
 ) -> TrainResult:
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -238,7 +255,7 @@ def _run(
         optimizer=optimizer,
         scheduler=build_scheduler(optimizer, config, len(loader)),
         sampler=np.random.default_rng(seq),
-        log=RunLog(paths.log, echo=progress),
+        log=log,
         progress=progress,
     )
     history: list[dict] = []
