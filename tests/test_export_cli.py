@@ -48,17 +48,22 @@ def run_dir(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def table_path(tmp_path_factory) -> Path:
+def write_table(path: Path, runtime: str = "torch", batch: int = 1) -> Path:
     """A latency table of hybrid-tiny holding the keys of ARCH (fixed medians: the prediction is
     their exact sum) with a short timing protocol (2 rounds) that the measurement must adopt."""
-    protocol = TimingProtocol(threads=1, warmup=2, repeats=5, rounds=2, min_time_per_round=0.01)
-    meta = TableMeta.for_protocol(protocol, batch=1, dtype="float32", space_name=SPACE.name,
+    protocol = TimingProtocol(runtime=runtime, threads=1, warmup=2, repeats=5, rounds=2,
+                              min_time_per_round=0.01)
+    meta = TableMeta.for_protocol(protocol, batch=batch, dtype="float32", space_name=SPACE.name,
                                   space_hash=SPACE.hash())
     table = LatencyTable(meta)
     for i, key in enumerate(dict.fromkeys(arch_keys(SPACE, ARCH))):
         table.record(key, TableEntry(0.1 + i / 100, 0.01, 0.1 + i / 100, 10))
-    return table.save(tmp_path_factory.mktemp("lut") / "cpu.csv")
+    return table.save(path)
+
+
+@pytest.fixture(scope="module")
+def table_path(tmp_path_factory) -> Path:
+    return write_table(tmp_path_factory.mktemp("lut") / "cpu.csv")
 
 
 @pytest.fixture(scope="module")
@@ -182,14 +187,23 @@ def test_export_by_short_string_gives_the_same_weights(full_export, run_dir, tmp
     assert "not measured (" in (out / "MODEL_CARD.md").read_text()
 
 
-def test_export_by_id_from_the_runs_search_front(full_export, run_dir, tmp_path):
+def test_export_by_id_with_an_onnxruntime_table(full_export, run_dir, tmp_path):
+    """By ID from the run's search front; the table's runtime (onnxruntime) and batch (2) are
+    the measurement's, although no .onnx file was requested."""
     out = tmp_path / "by-id"
-    assert export_fast(run_dir, ARCH.arch_id(), out) == 0
+    lut = write_table(tmp_path / "ort.csv", runtime="onnxruntime", batch=2)
+    rc = main(["export", "--run", str(run_dir), "--arch", ARCH.arch_id(), "--out", str(out),
+               "--formats", "pt", "--no-standalone-check", "--quiet", "--lut", str(lut)])
+    assert rc == 0
     card = card_of(out)
     assert card["architecture"]["string"] == ARCH.to_str()
     assert "front.json" in card["details"]["arch_source"]
     assert sha256_file(out / "model.state_dict.pt") == sha256_file(
         full_export / "model.state_dict.pt")
+    measured = card["details"]["latency"]["measured"]
+    assert card["latency"]["measured_ms"] == measured["onnxruntime"]["estimate_ms"] > 0
+    assert "own ONNX export" in card["latency"]["device"]
+    assert card["input_shape"] == [2, 3, ARCH.resolution, ARCH.resolution]
 
 
 def test_id_lookup_in_samples_csv_and_front_files(run_dir, tmp_path):
@@ -287,7 +301,7 @@ def test_failure_late_in_the_export_leaves_nothing(run_dir, tmp_path, monkeypatc
     def broken(*args, **kwargs):
         raise UserError("simulated failure while writing the card")
 
-    monkeypatch.setattr(pipeline, "_write_card", broken)
+    monkeypatch.setattr(pipeline, "write_export_card", broken)
     assert export_fast(run_dir, ARCH.to_str(), tmp_path / "out") == 2
     assert "simulated failure" in _one_line_error(capsys)
     assert list(tmp_path.iterdir()) == []

@@ -85,9 +85,12 @@ def _parse(text: str, run_dir: str | os.PathLike | None) -> ResolvedArch:
         arch, where = find_by_id(text, run_dir)
         return ResolvedArch(arch, where, "id")
     if text.startswith("{"):
-        return ResolvedArch(Architecture.from_json(text), "JSON text", "json")
+        return ResolvedArch(_parse_checked(lambda: Architecture.from_json(text), "JSON text"),
+                            "JSON text", "json")
     if re.match(r"r\d+\s*(\||$)", text):
-        return ResolvedArch(Architecture.from_str(text), "short string", "string")
+        where = f"short string {text!r}"
+        return ResolvedArch(_parse_checked(lambda: Architecture.from_str(text), where),
+                            "short string", "string")
     if path.suffix.lower() == ".json" or os.sep in text:
         raise UserError(f"architecture file {path} does not exist")
     raise UserError(
