@@ -25,7 +25,9 @@ Variables (all in one vector; binary unless said otherwise):
   lets ``z`` and ``q`` stay continuous (fewer integer variables for the branch and bound). Linking
   ``z`` to the joint ``q`` rather than to ``y`` and ``w`` separately gives a tighter LP relaxation
   (a fractional point cannot pair one slot's resolution with another slot's width); measured
-  about 1.5-2x faster on hybrid-cifar with the DeepMAD objective.
+  about 1.2x faster on hybrid-cifar and ofa-mbv3 with the DeepMAD objective (10 FLOPs bounds).
+  Making ``z`` and ``q`` binary, or adding symmetry-breaking rows for the interchangeable
+  non-first slots of a stage, measured no faster.
 - The head at resolution ``r`` after the last stage's width ``w`` is placed by ``q[last, r, w]``.
 
 A *unit group* is a variable that, when it is 1, places some units in the network: ``y[r]`` places
