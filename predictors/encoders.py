@@ -17,6 +17,7 @@ a latency table's prediction), as in FBNetV3.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -95,21 +96,27 @@ class _ArchEncoder(TransformerMixin, BaseEstimator):
         return out
 
 
+@lru_cache(maxsize=64)
+def _one_hot_layout(space: SearchSpace) -> dict[str, int]:
+    """Column of every one-hot feature name (cached per space; spaces are frozen values)."""
+    names: list[str] = [f"res={r}" for r in space.resolutions]
+    for i, stage in enumerate(space.stages):
+        names += [f"s{i}.width={w}" for w in stage.widths]
+        names += [f"s{i}.depth={d}" for d in stage.depths]
+        for j in range(stage.max_depth):
+            for block in stage.blocks:
+                names.append(f"s{i}.l{j}.kind={block.kind}")
+                for opt, values in block.option_choices().items():
+                    if len(values) > 1:
+                        names += [f"s{i}.l{j}.{block.kind}.{opt}={v}" for v in values]
+    return {n: k for k, n in enumerate(names)}
+
+
 class OneHotEncoder(_ArchEncoder):
     """Additive one-hot features: resolution, width, depth, and per active layer kind + options."""
 
     def _layout(self) -> dict[str, int]:
-        names: list[str] = [f"res={r}" for r in self.space.resolutions]
-        for i, stage in enumerate(self.space.stages):
-            names += [f"s{i}.width={w}" for w in stage.widths]
-            names += [f"s{i}.depth={d}" for d in stage.depths]
-            for j in range(stage.max_depth):
-                for block in stage.blocks:
-                    names.append(f"s{i}.l{j}.kind={block.kind}")
-                    for opt, values in block.option_choices().items():
-                        if len(values) > 1:
-                            names += [f"s{i}.l{j}.{block.kind}.{opt}={v}" for v in values]
-        return {n: k for k, n in enumerate(names)}
+        return _one_hot_layout(self.space)
 
     def _base_names(self) -> list[str]:
         return list(self._layout())
