@@ -11,6 +11,7 @@ Short string (timm-like, one stage per ``|`` group)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -89,10 +90,16 @@ def make_layer(kind: str, **options: Any) -> Layer:
     """Build a layer of ``kind`` from its options; unknown kinds or options raise SpaceError."""
     if kind not in LAYER_TYPES:
         raise SpaceError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_TYPES)}")
-    try:
-        return LAYER_TYPES[kind](**options)
-    except TypeError as exc:
-        raise SpaceError(f"layer of kind {kind!r}: {exc}") from None
+    cls = LAYER_TYPES[kind]
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(options) - set(fields))
+    missing = [f for f in fields if f not in options and f != "se"]
+    if unknown or missing:
+        problems = ([f"unknown option(s) {unknown}"] if unknown else []) + (
+            [f"missing option(s) {missing}"] if missing else []
+        )
+        raise SpaceError(f"layer of kind {kind!r}: {'; '.join(problems)}; expected {fields}")
+    return cls(**options)
 
 
 def parse_layer(token: str) -> Layer:
