@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from nas.errors import UserError
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "nas.cli.spaces_cmd", "nas.cli.train_cmd", "nas.cli.export_cmd"
+    "nas.cli.spaces_cmd", "nas.cli.train_cmd", "nas.cli.export_cmd",
+    "nas.cli.sample_cmd", "nas.cli.fit_cmd", "nas.cli.predictors_cmd",
 )
 
 
