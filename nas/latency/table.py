@@ -254,11 +254,23 @@ class LatencyTable:
         )
 
     def calibration_features(self, keys_per_arch: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
-        """Features the table computes itself: ``lut_sum`` and ``n_units`` per architecture."""
-        return {
+        """Features the table computes itself, per architecture: ``lut_sum``, ``n_units`` and,
+        for each key kind (the text before a key's first ``:``, e.g. ``conv``), ``n_<kind>``:
+        how many of its units are of that kind (per-kind overheads in a calibration)."""
+        features = {
             "lut_sum": self.lut_sums(keys_per_arch),
             "n_units": np.array([len(k) for k in keys_per_arch], dtype=np.float64),
         }
+        kinds = {k.split(":", 1)[0] for k in self.entries if ":" in k}
+        kinds.update(k.split(":", 1)[0] for keys in keys_per_arch for k in keys if ":" in k)
+        for kind in sorted(kinds):
+            name = f"n_{kind}"
+            if name not in features:
+                features[name] = np.array(
+                    [sum(1 for k in keys if k.split(":", 1)[0] == kind) for keys in keys_per_arch],
+                    dtype=np.float64,
+                )
+        return features
 
     def predict_from_keys(
         self,

@@ -1,0 +1,191 @@
+"""``nas latency``: validate, merge, inspect latency tables and predict with them."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "latency",
+        help="latency tables: validate against the device, merge, predict, show",
+        description="Work with latency tables written by 'nas profile'.",
+    )
+    sub = p.add_subparsers(dest="latency_command", required=True, metavar="ACTION")
+
+    v = sub.add_parser(
+        "validate",
+        help="measure fresh random subnets end to end and compare with the table's predictions",
+        description=(
+            "Measure N fresh random subnets (never the table's calibration subnets) end to end "
+            "with the table's own timing protocol, in interleaved rounds, and report the median "
+            "absolute percentage error, the share within +/-10%%, Kendall tau and Spearman of the "
+            "table's predictions, beside the device's repeatability: a subset of the networks "
+            "timed again in a separate pass. Writes a Markdown report (the command first), a CSV "
+            "of every network and a scatter plot PNG."
+        ),
+    )
+    v.add_argument("--space", required=True, help="shipped space name or a YAML file")
+    v.add_argument("--table", required=True, help="latency table (CSV or its JSON sidecar)")
+    v.add_argument("--n", type=int, default=100, help="subnets to measure (100)")
+    v.add_argument("--repeat-subset", type=int, default=30,
+                   help="of those, how many are measured again in a second pass (30)")
+    v.add_argument("--seed", type=int, default=1, help="seed of the validation subnets (1)")
+    v.add_argument("--out", default=None,
+                   help="report path (default results/benchmarks/latency_<device>_<runtime>.md); "
+                        "the PNG and CSV go beside it")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.set_defaults(func=run_validate)
+
+    m = sub.add_parser(
+        "merge",
+        help="merge partial tables of the same device and protocol",
+        description=(
+            "Join two or more tables measured on the same device with the same protocol, "
+            "batch, threads and space. For a key in several tables the lowest median is kept. "
+            "The calibration is re-fitted from the end-to-end measurements stored in the "
+            "sidecars when every key they need is present (give --space), else dropped."
+        ),
+    )
+    m.add_argument("tables", nargs="+", help="tables to merge (CSV or JSON paths)")
+    m.add_argument("--out", required=True, help="merged table CSV path")
+    m.add_argument("--space", default=None,
+                   help="the tables' space; needed to re-fit the calibration")
+    m.set_defaults(func=run_merge)
+
+    pr = sub.add_parser(
+        "predict",
+        help="predicted latency of architectures",
+        description="Print the table's predicted end-to-end latency of each architecture.",
+    )
+    pr.add_argument("--space", required=True, help="shipped space name or a YAML file")
+    pr.add_argument("--table", required=True, help="latency table (CSV or its JSON sidecar)")
+    pr.add_argument("archs", nargs="+",
+                    help="architectures: short strings such as 'r16 | w8: ir_k3_e1 | w16: "
+                         "at_h2_m2', JSON text, or JSON files")
+    pr.set_defaults(func=run_predict)
+
+    s = sub.add_parser("show", help="metadata, calibration and size of a table")
+    s.add_argument("table", help="latency table (CSV or its JSON sidecar)")
+    s.add_argument("--space", default=None, help="check coverage of this space's keys")
+    s.set_defaults(func=run_show)
+
+
+def _validate_command(args: argparse.Namespace, out: object) -> str:
+    """The command that reproduces a validation, every setting spelled out."""
+    parts = ["nas", "latency", "validate", "--space", args.space, "--table", args.table,
+             "--n", str(args.n), "--repeat-subset", str(args.repeat_subset),
+             "--seed", str(args.seed), "--out", str(out)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from nas.latency.table import LatencyTable
+    from nas.latency.validate import (
+        default_report_path,
+        summary_lines,
+        validate_table,
+        write_report,
+    )
+    from nas.spaces import load_space
+
+    space = load_space(args.space)
+    table = LatencyTable.load(args.table, expected_space_hash=space.hash())
+    result = validate_table(
+        space,
+        table,
+        n=args.n,
+        repeat_subset=args.repeat_subset,
+        seed=args.seed,
+        progress=not args.no_progress,
+        say=lambda text: print(f"nas latency validate: {text}", file=sys.stderr, flush=True),
+    )
+    result.table_path = str(LatencyTable.paths(args.table)[0])
+    out = args.out if args.out is not None else default_report_path(table)
+    md, png, csv = write_report(result, out, _validate_command(args, out))
+    for line in summary_lines(result):
+        print(line)
+    print(f"report: {md} (plot {png.name}, networks {csv.name})")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from nas.latency.space_profile import recalibrate_from_notes
+    from nas.latency.table import LatencyTable
+
+    tables = [LatencyTable.load(p) for p in args.tables]
+    merged = tables[0]
+    for other in tables[1:]:
+        merged = merged.merge(other)
+    note = "no calibration (re-fit it with 'nas profile' on the merged table)"
+    if args.space is not None:
+        from nas.latency.space_units import check_table
+        from nas.spaces import load_space
+
+        space = load_space(args.space)
+        check_table(merged, space)
+        if not merged.meta.notes.get("calibration_set"):
+            for t in tables:  # take the end-to-end measurements of any input
+                if t.meta.notes.get("calibration_set"):
+                    merged.meta.notes["calibration_set"] = t.meta.notes["calibration_set"]
+                    break
+        cal = recalibrate_from_notes(merged, space)
+        if cal is not None:
+            note = f"calibration re-fitted: {cal.to_dict()['formula']}"
+    path = merged.save(args.out)
+    print(f"{path}: {len(merged)} entries from {len(tables)} tables; {note}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from nas.latency.space_units import predict_latency
+    from nas.latency.table import LatencyTable
+    from nas.spaces import load_space
+
+    space = load_space(args.space)
+    table = LatencyTable.load(args.table, expected_space_hash=space.hash())
+    archs = [_parse_arch(text) for text in args.archs]
+    for arch, ms in zip(archs, predict_latency(table, space, archs)):
+        print(f"{ms:.4f} ms  {arch.to_str()}")
+    return 0
+
+
+def _parse_arch(text: str):
+    from pathlib import Path
+
+    from nas.arch import Architecture
+
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        return Architecture.from_json(stripped)
+    path = Path(stripped)
+    if path.suffix == ".json" and path.is_file():
+        return Architecture.from_json(path.read_text(encoding="utf-8"))
+    return Architecture.from_str(stripped)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from nas.latency.table import LatencyTable
+
+    table = LatencyTable.load(args.table)
+    m = table.meta
+    print(repr(table))
+    print(f"created {m.created}, updated {m.updated}; versions {m.versions}")
+    kinds = Counter(k.split(":", 1)[0] for k in table.keys())
+    print("entries by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    cal = m.calibration
+    print(f"calibration: {cal['formula'] + ' ms' if cal else 'none'}")
+    if args.space is not None:
+        from nas.latency.space_units import check_table, space_keys
+        from nas.spaces import load_space
+
+        space = load_space(args.space)
+        check_table(table, space)
+        missing = table.missing(space_keys(space))
+        print(f"coverage of {space.name}: {len(space_keys(space)) - len(missing)}/"
+              f"{len(space_keys(space))} keys" + (f"; missing e.g. {missing[0]}" if missing else ""))
+    return 0

@@ -1,0 +1,99 @@
+"""``nas profile``: measure a latency table for a search space on this device (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nas.latency.space_profile import DEFAULT_CALIBRATION_K
+from nas.latency.timing import TimingProtocol
+
+_DEFAULTS = TimingProtocol()
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "profile",
+        help="measure a per-device latency table of every unit of a search space (resumable)",
+        description=(
+            "Time every distinct unit of the space (stem, each layer configuration at each input "
+            "shape it can see, transitions, head) on the device, one key per unit, then time "
+            "--calibrate random subnets end to end and fit the calibration that turns sums of "
+            "unit latencies into whole-network latencies. Writes a CSV (key, mean_ms, std_ms, "
+            "median_ms, count) and a JSON sidecar (device, processor, runtime versions, threads, "
+            "batch, dtype, space hash, protocol, calibration). Rerunning the same command on an "
+            "existing --out measures only what is missing; 'nas latency merge' joins partial "
+            "tables. Timing: warm-up, batched timer reads, per-round medians over interleaved "
+            "rounds, lowest round kept; 1 thread by default (on a 2-core machine a busy second "
+            "core makes 2-thread timings 2-3x slower and far less repeatable)."
+        ),
+    )
+    p.add_argument("--space", required=True, help="shipped space name or a YAML file")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (torch eager), cuda or cuda:N (torch eager, CUDA events), or "
+                        "onnxruntime (each unit exported to ONNX, run by the CPU ONNX Runtime)")
+    p.add_argument("--out", required=True, help="table CSV path (its sidecar: same name, .json)")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads (1)")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the example inputs (1)")
+    p.add_argument("--calibrate", type=int, default=DEFAULT_CALIBRATION_K,
+                   help=f"random subnets timed end to end to fit the calibration "
+                        f"({DEFAULT_CALIBRATION_K}; 0: none)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the unit weights and the calibration subnets (0)")
+    g = p.add_argument_group("timing protocol")
+    g.add_argument("--warmup", type=int, default=_DEFAULTS.warmup,
+                   help=f"warm-up calls per item ({_DEFAULTS.warmup})")
+    g.add_argument("--repeats", type=int, default=_DEFAULTS.repeats,
+                   help=f"minimum timer reads per round ({_DEFAULTS.repeats})")
+    g.add_argument("--rounds", type=int, default=_DEFAULTS.rounds,
+                   help=f"interleaved rounds; the lowest round median is kept ({_DEFAULTS.rounds})")
+    g.add_argument("--min-round-ms", type=float, default=_DEFAULTS.min_time_per_round * 1e3,
+                   help="minimum duration of a round in ms "
+                        f"({_DEFAULTS.min_time_per_round * 1e3:g})")
+    g.add_argument("--min-read-ms", type=float, default=_DEFAULTS.min_time_per_read * 1e3,
+                   help="minimum duration of one timer read in ms (short layers run several "
+                        f"calls per read) ({_DEFAULTS.min_time_per_read * 1e3:g})")
+    r = p.add_argument_group("remote device (Ray)")
+    r.add_argument("--ray-address", default=None,
+                   help="Ray cluster address ('auto' or HOST:PORT); needs --resource")
+    r.add_argument("--resource", default=None,
+                   help="custom Ray resource advertised by the node that owns the device; the "
+                        "profile runs there and the table is saved here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.latency.space_profile import profile_space, protocol_for
+    from nas.spaces import load_space
+
+    space = load_space(args.space)
+    protocol = protocol_for(
+        args.device,
+        args.threads,
+        check_here=args.ray_address is None,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        rounds=args.rounds,
+        min_time_per_round=args.min_round_ms / 1e3,
+        min_time_per_read=args.min_read_ms / 1e3,
+    )
+    result = profile_space(
+        space,
+        args.out,
+        protocol,
+        batch=args.batch,
+        calibrate=args.calibrate,
+        seed=args.seed,
+        ray_address=args.ray_address,
+        resource=args.resource,
+        progress=not args.no_progress,
+        say=lambda text: print(f"nas profile: {text}", file=sys.stderr, flush=True),
+    )
+    print(
+        f"{result.path}: {len(result.table)} entries ({result.measured} measured now, "
+        f"{result.already} already there), calibration "
+        f"{'fitted' if result.calibrated else ('kept' if result.table.calibration else 'none')}, "
+        f"{result.seconds:.1f} s"
+    )
+    return 0

@@ -1,0 +1,414 @@
+"""Profile a search space on a device: every unit key, then K calibration networks end to end.
+
+:func:`profile_space` is what ``nas profile`` runs (and ``nas run`` calls):
+
+1. The table at ``out`` is loaded if it exists (resume; its metadata must match this device and
+   protocol) or started empty. The keys of :func:`nas.latency.space_units.space_keys` it lacks are
+   measured with :func:`nas.latency.profiling.fill_missing` (chunks of interleaved rounds, saved
+   as it goes), so an interrupted run continues where it stopped.
+2. K (default 20) random subnets from the calibration seed stream are built whole
+   (:func:`~nas.latency.space_units.build_network`) and timed end to end with the same protocol,
+   interleaved. :func:`fit_space_calibration` picks, by leave-one-out error on these K networks,
+   the calibration that the data support (a scale; plus a per-layer overhead; or plus one
+   overhead per unit kind) and stores it, with the K measurements, in the JSON sidecar.
+   Validation networks come from another seed stream and are checked never to be these.
+
+With ``ray_address`` and ``resource``, steps 1-2 run as one Ray task on the node that advertises
+``resource`` (:func:`nas.distributed.run_on_resource`), starting from the local table if any, and
+the table comes back and is saved locally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.arch import Architecture
+from nas.errors import UserError
+from nas.latency.calibration import Calibration
+from nas.latency.environment import parse_device
+from nas.latency.profiling import fill_missing
+from nas.latency.space_units import build_network, space_keys, unit_builders
+from nas.latency.table import LatencyTable, TableMeta
+from nas.latency.timing import TimingItem, TimingProtocol, measure_many
+from nas.spaces.schema import SearchSpace
+from nas.units import arch_keys
+
+CALIBRATION_STREAM = 0xCA1B  # seed streams: default_rng([seed, stream])
+VALIDATION_STREAM = 0x7A1D
+DEFAULT_CALIBRATION_K = 20
+DTYPE = "float32"
+Say = Callable[[str], None]
+
+
+def protocol_for(
+    device: str = "cpu", threads: int = 1, *, check_here: bool = True, **settings: Any
+) -> TimingProtocol:
+    """The timing protocol for a ``--device`` value: ``cpu``, ``cuda[:i]`` (torch eager) or
+    ``onnxruntime`` (the CPU ONNX Runtime); ``settings`` override the protocol's defaults.
+    ``check_here``: the device must exist on this machine (not when profiling on a Ray node)."""
+    text = device.strip().lower()
+    runtime = "onnxruntime" if text == "onnxruntime" else "torch"
+    dev = "cpu" if text == "onnxruntime" else text
+    if runtime == "torch" and check_here:
+        try:
+            parse_device(dev)
+        except UserError as exc:
+            raise UserError(f"{exc}, or onnxruntime") from None
+    return TimingProtocol(device=dev, runtime=runtime, threads=int(threads), **settings)
+
+
+def protocol_of(table: LatencyTable) -> TimingProtocol:
+    """The timing protocol a table was measured with (from its metadata)."""
+    names = TimingProtocol.__dataclass_fields__
+    return TimingProtocol(**{k: v for k, v in table.meta.protocol.items() if k in names})
+
+
+def device_label(meta: TableMeta) -> str:
+    """``cpu_onnxruntime``, ``cpu_torch``, ``cuda0_torch``: a file-name-safe device + runtime."""
+    return f"{meta.device.replace(':', '')}_{meta.runtime}"
+
+
+# ----- architecture sets ----------------------------------------------------------------------
+
+
+def distinct_archs(
+    space: SearchSpace,
+    n: int,
+    rng: np.random.Generator,
+    exclude: Sequence[Architecture] = (),
+) -> list[Architecture]:
+    """``n`` distinct random subnets not in ``exclude`` (bounded draws; error if the space is too
+    small to give them)."""
+    seen = {a.arch_id() for a in exclude}
+    if n > space.size() - len(seen):
+        raise UserError(
+            f"space {space.name!r} has {space.size()} subnets; {n} distinct ones excluding "
+            f"{len(seen)} do not exist; ask for fewer distinct subnets"
+        )
+    out: list[Architecture] = []
+    for _ in range(max(100, 50 * n)):
+        if len(out) == n:
+            break
+        arch = space.sample(rng)
+        if arch.arch_id() not in seen:
+            seen.add(arch.arch_id())
+            out.append(arch)
+    if len(out) < n:
+        raise UserError(
+            f"space {space.name!r}: drew only {len(out)} distinct subnets of the {n} asked "
+            f"(excluding {len(exclude)}); ask for fewer"
+        )
+    return out
+
+
+def calibration_archs(space: SearchSpace, k: int, seed: int = 0) -> list[Architecture]:
+    """The K calibration subnets of ``seed`` (their own seed stream)."""
+    return distinct_archs(space, k, np.random.default_rng([seed, CALIBRATION_STREAM]))
+
+
+def validation_archs(
+    space: SearchSpace, n: int, seed: int = 1, exclude: Sequence[Architecture] = ()
+) -> list[Architecture]:
+    """``n`` validation subnets of ``seed`` (another seed stream), never one of ``exclude``."""
+    return distinct_archs(space, n, np.random.default_rng([seed, VALIDATION_STREAM]), exclude)
+
+
+def stored_calibration_archs(table: LatencyTable) -> list[Architecture]:
+    """The calibration subnets recorded in a table's sidecar (empty if none)."""
+    record = table.meta.notes.get("calibration_set") or {}
+    return [Architecture.from_str(s) for s in record.get("archs", [])]
+
+
+# ----- end-to-end measurement -------------------------------------------------------------------
+
+
+def measure_networks(
+    space: SearchSpace,
+    archs: Sequence[Architecture],
+    protocol: TimingProtocol,
+    *,
+    batch: int = 1,
+    seed: int = 0,
+    rng: np.random.Generator | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """End-to-end latency (ms, the protocol's lowest round median) of each subnet, all timed in
+    interleaved rounds. Weights of network ``i`` come from ``default_rng([seed, i])``."""
+    items = []
+    for i, arch in enumerate(archs):
+        net, x = build_network(space, arch, batch, np.random.default_rng([seed, i]))
+        items.append(TimingItem(f"net{i}", net, x))
+    rng = rng if rng is not None else np.random.default_rng(seed)
+    with quiet_onnx_export():
+        measured = measure_many(items, protocol, rng=rng, progress=progress)
+    return np.array([measured[f"net{i}"].latency_ms for i in range(len(archs))])
+
+
+# ----- calibration -------------------------------------------------------------------------------
+
+
+def candidate_features(features: dict[str, np.ndarray]) -> dict[str, tuple[str, ...]]:
+    """Calibration models to choose from: a scale, + a per-layer overhead, + per-kind overheads
+    (only kinds whose count varies between networks; constant ones are the intercept)."""
+    kinds = tuple(
+        name
+        for name, col in features.items()
+        if name.startswith("n_") and name != "n_units" and np.ptp(col) > 0
+    )
+    out = {"scale": ("lut_sum",), "per-layer": ("lut_sum", "n_units")}
+    if kinds:
+        out["per-kind"] = ("lut_sum", *kinds)
+    return out
+
+
+def _loo_rms_relative(features: dict[str, np.ndarray], names: tuple[str, ...], y: np.ndarray) -> float:
+    errors = []
+    for i in range(y.size):
+        keep = np.arange(y.size) != i
+        cal = Calibration.fit({n: features[n][keep] for n in names}, y[keep])
+        pred = cal.predict({n: features[n][i : i + 1] for n in names})[0]
+        errors.append((pred - y[i]) / y[i])
+    return float(np.sqrt(np.mean(np.square(errors))))
+
+
+def fit_space_calibration(
+    table: LatencyTable, keys_per_arch: Sequence[Sequence[str]], measured_ms: Sequence[float]
+) -> tuple[Calibration, dict[str, Any]]:
+    """Choose and fit the calibration the K measurements support; returns it and a record of the
+    choice (leave-one-out RMS relative error of every candidate). Not stored in the table."""
+    y = np.asarray(measured_ms, dtype=np.float64)
+    features = table.calibration_features(keys_per_arch)
+    candidates = candidate_features(features)
+    loo: dict[str, float] = {}
+    for name, cols in candidates.items():
+        if y.size >= len(cols) + 3:  # leave-one-out needs a few points beyond the parameters
+            loo[name] = _loo_rms_relative(features, cols, y)
+    chosen = min(loo, key=lambda n: loo[n]) if loo else "scale"
+    cols = candidates[chosen]
+    calibration = Calibration.fit({n: features[n] for n in cols}, y)
+    return calibration, {"chosen": chosen, "loo_rms_relative_error": loo}
+
+
+def calibrate_table(
+    table: LatencyTable,
+    space: SearchSpace,
+    archs: Sequence[Architecture],
+    measured_ms: Sequence[float],
+    *,
+    seed: int,
+) -> Calibration:
+    """Fit the calibration on measured subnets and store it, with the measurements, in ``table``."""
+    keys = [arch_keys(space, a) for a in archs]
+    calibration, choice = fit_space_calibration(table, keys, measured_ms)
+    table.set_calibration(calibration)
+    notes = dict(table.meta.notes)
+    notes["calibration_set"] = {
+        "seed": int(seed),
+        "stream": CALIBRATION_STREAM,
+        "archs": [a.to_str() for a in archs],
+        "arch_ids": [a.arch_id() for a in archs],
+        "measured_ms": [float(v) for v in measured_ms],
+        **choice,
+    }
+    table.meta = replace(table.meta, notes=notes)
+    return calibration
+
+
+def recalibrate_from_notes(table: LatencyTable, space: SearchSpace) -> Calibration | None:
+    """Re-fit the calibration from the end-to-end measurements stored in the sidecar (after a
+    merge changed the entries); ``None`` if there are none or keys are still missing."""
+    record = table.meta.notes.get("calibration_set") or {}
+    archs = stored_calibration_archs(table)
+    if not archs or table.missing(k for a in archs for k in arch_keys(space, a)):
+        return None
+    return calibrate_table(table, space, archs, record["measured_ms"], seed=record.get("seed", 0))
+
+
+# ----- the profile ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """What :func:`profile_space` did."""
+
+    path: Path
+    table: LatencyTable
+    n_keys: int
+    already: int
+    measured: int
+    calibrated: bool
+    seconds: float
+
+
+def profile_space(
+    space: SearchSpace,
+    out: str | Path,
+    protocol: TimingProtocol | None = None,
+    *,
+    batch: int = 1,
+    calibrate: int = DEFAULT_CALIBRATION_K,
+    seed: int = 0,
+    ray_address: str | None = None,
+    resource: str | None = None,
+    chunk_size: int = 16,
+    save_every_s: float = 30.0,
+    progress: bool = True,
+    say: Say = print,
+) -> ProfileResult:
+    """Measure every unit of ``space`` missing from the table at ``out`` and calibrate it on
+    ``calibrate`` end-to-end subnets (0: no calibration); see the module docstring."""
+    protocol = protocol if protocol is not None else TimingProtocol()
+    if batch < 1:
+        raise UserError(f"--batch must be >= 1, got {batch}")
+    if calibrate < 0:
+        raise UserError(f"--calibrate must be >= 0, got {calibrate}")
+    out = Path(out)
+    start = time.monotonic()
+    if (ray_address is None) != (resource is None):
+        raise UserError("--ray-address and --resource go together (run on the node that "
+                        "advertises the resource)")
+    if ray_address is not None:
+        from nas.distributed import run_on_resource
+
+        csv_path, _ = LatencyTable.paths(out)
+        existing = LatencyTable.load(csv_path) if csv_path.exists() else None
+        say(f"profiling on the Ray node with resource {resource!r} ({ray_address})")
+        table, n_keys, already, measured, calibrated = run_on_resource(
+            _profile_remote, space, protocol, batch, calibrate, seed, existing,
+            resource=resource, address=ray_address,
+        )
+        table.save(out)
+    else:
+        table, n_keys, already, measured, calibrated = _profile_here(
+            space, out, protocol, batch, calibrate, seed, chunk_size, save_every_s, progress, say
+        )
+    return ProfileResult(
+        LatencyTable.paths(out)[0], table, n_keys, already, measured, calibrated,
+        time.monotonic() - start,
+    )
+
+
+def _profile_remote(
+    space: SearchSpace,
+    protocol: TimingProtocol,
+    batch: int,
+    calibrate: int,
+    seed: int,
+    existing: LatencyTable | None,
+) -> tuple[LatencyTable, int, int, int, bool]:
+    """Runs on the device's node: profile into a temporary file, return the table."""
+    with tempfile.TemporaryDirectory(prefix="nas-profile-") as tmp:
+        path = Path(tmp) / "table.csv"
+        if existing is not None:
+            existing.save(path)
+        return _profile_here(space, path, protocol, batch, calibrate, seed, 16, 30.0, False, print)
+
+
+def _profile_here(
+    space: SearchSpace,
+    out: Path,
+    protocol: TimingProtocol,
+    batch: int,
+    calibrate: int,
+    seed: int,
+    chunk_size: int,
+    save_every_s: float,
+    progress: bool,
+    say: Say,
+) -> tuple[LatencyTable, int, int, int, bool]:
+    meta = TableMeta.for_protocol(
+        protocol, batch=batch, dtype=DTYPE, space_name=space.name, space_hash=space.hash()
+    )
+    table = LatencyTable.load_or_create(out, meta)
+    keys = space_keys(space)
+    todo = table.missing(keys)
+    already = len(keys) - len(todo)
+    stale = sorted(set(table.keys()) - set(keys))
+    if stale:
+        raise UserError(
+            f"{out} holds {len(stale)} key(s) that are not units of space {space.name!r} "
+            f"(e.g. {stale[0]!r}); it was profiled for another space"
+        )
+    need_cal = calibrate > 0 and not _calibrated_as(table, calibrate, seed)
+    estimate = protocol.estimate_seconds(len(todo), typical_call_s=2e-4)
+    estimate += protocol.estimate_seconds(calibrate, typical_call_s=2e-3) if need_cal else 0.0
+    say(
+        f"{space.name}: {len(keys)} unit entries, {already} already measured, {len(todo)} to "
+        f"measure on {protocol.device}/{protocol.runtime} ({protocol.threads} thread(s), batch "
+        f"{batch})" + (f", then {calibrate} calibration subnets end to end" if need_cal else "")
+        + f"; estimated {_duration(estimate)} on an idle machine"
+    )
+    if todo:
+        with _bar(len(todo), "units", progress) as bar, quiet_onnx_export():
+            fill_missing(
+                table,
+                unit_builders(space, batch, seed),
+                out,
+                protocol,
+                rng=np.random.default_rng([seed, 1]),
+                chunk_size=chunk_size,
+                save_every_s=save_every_s,
+                progress=lambda done, total: bar.update(done - bar.n),
+            )
+    if need_cal:
+        archs = calibration_archs(space, calibrate, seed)
+        with _bar(protocol.rounds * len(archs), "calibration rounds", progress) as bar:
+            measured = measure_networks(
+                space, archs, protocol, batch=batch, seed=seed,
+                rng=np.random.default_rng([seed, 2]),
+                progress=lambda done, total: bar.update(done - bar.n),
+            )
+        cal = calibrate_table(table, space, archs, measured, seed=seed)
+        table.save(out)
+        record = table.meta.notes["calibration_set"]
+        say(
+            f"calibration ({record['chosen']}): {cal.to_dict()['formula']}; median |error| on "
+            f"the {calibrate} calibration subnets {100 * (cal.fit_median_ape or 0):.1f}%"
+        )
+    elif not todo:
+        table.save(out)  # nothing new; rewrite so the files are consistent
+    return table, len(keys), already, len(todo), need_cal
+
+
+@contextlib.contextmanager
+def quiet_onnx_export() -> Iterator[None]:
+    """Silence the TorchScript ONNX exporter's per-module tracer and constant-folding warnings
+    (the windowed mixer's padding test is shape-static; hundreds of identical lines otherwise)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Constant folding")
+        yield
+
+
+def _calibrated_as(table: LatencyTable, k: int, seed: int) -> bool:
+    record = table.meta.notes.get("calibration_set") or {}
+    return (
+        table.calibration is not None
+        and len(record.get("archs", [])) == k
+        and record.get("seed") == seed
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{math.ceil(seconds)} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _bar(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, unit="", dynamic_ncols=True)

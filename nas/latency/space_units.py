@@ -1,0 +1,337 @@
+"""The units of a search space: enumerate every latency-table key, build each unit alone, predict.
+
+A latency table stores one entry per unit key (:attr:`nas.units.StemUnit.key` and friends): one
+layer configuration at one input shape. :func:`space_units` lists every unit a subnet of the space
+can contain, by walking the same choices :mod:`nas.units` walks for one architecture (resolution,
+previous stage width, stage width, layer choice, first slot of a stage or not), so the key set is
+exactly the union of ``arch_keys(space, arch)`` over all subnets (tested both ways: sampled
+subnets' keys are enumerated, and :func:`witness_archs` gives for every enumerated key a subnet
+that contains it).
+
+:func:`build_unit` makes the static module of one unit (the classes of
+:mod:`nas.supernet.static` that ``Supernet.extract`` produces) with seeded random weights and an
+example input of batch ``B``; :func:`build_network` assembles the same modules into a whole
+:class:`~nas.supernet.static.StaticNet`, structurally identical to ``Supernet(space).extract(arch)``
+(tested), for end-to-end measurements that need no supernet.
+
+:func:`predict_latency` turns a table into predicted end-to-end latencies of architectures (the sum
+of unit medians, then the table's calibration). :func:`latency_cost_rule` gives the same numbers
+as an additive per-unit cost for :class:`nas.spaces.tables.GenomeTables` (vectorised search).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import singledispatch
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.arch import Architecture, Stage
+from nas.errors import IncompatibleFileError
+from nas.latency.table import LatencyTable
+from nas.spaces.ops import stage_layer_choices
+from nas.spaces.schema import SearchSpace, conv_out, stage_input_sizes
+from nas.spaces.tables import CostRule
+from nas.supernet import static
+from nas.units import (
+    AttnUnit,
+    ConvUnit,
+    HeadUnit,
+    MixerUnit,
+    StemUnit,
+    TransitionUnit,
+    Unit,
+    arch_keys,
+    head_unit,
+    layer_units,
+    se_hidden,
+    stem_unit,
+)
+
+UNIT_KINDS: tuple[str, ...] = ("stem", "conv", "trans", "attn", "mixer", "head")
+Builder = Callable[[], tuple[nn.Module, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a unit occurs: enough to rebuild a subnet that contains it."""
+
+    resolution: int
+    stage: int = -1  # -1: the stem; len(stages): the head
+    prev_width: int | None = None  # input width of a first slot or of the head (None: any)
+    width: int | None = None
+    layer_index: int = 0  # index into stage_layer_choices(stage)
+    position: int = 0  # 0: first slot of the stage, 1: a later slot
+
+
+def _walk(space: SearchSpace) -> Iterator[tuple[Unit, _Where]]:
+    """Every (unit, where) reachable in ``space``, in a fixed order (duplicates included)."""
+    for res in space.resolutions:
+        yield stem_unit(space, res), _Where(res)
+        sizes = stage_input_sizes(space, res)
+        prev_widths: tuple[int, ...] = (space.stem.width,)
+        for i, stage in enumerate(space.stages):
+            size, inner = sizes[i], conv_out(sizes[i], stage.stride)
+            for w in stage.widths:
+                for c, layer in enumerate(stage_layer_choices(stage)):
+                    for p in prev_widths:
+                        for unit in layer_units(space, i, 0, layer, p, w, size):
+                            yield unit, _Where(res, i, p, w, c, 0)
+                    if stage.max_depth > 1:
+                        for unit in layer_units(space, i, 1, layer, w, w, inner):
+                            yield unit, _Where(res, i, None, w, c, 1)
+            prev_widths = stage.widths
+        for p in prev_widths:
+            yield head_unit(space, p, sizes[-1]), _Where(res, len(space.stages), p)
+
+
+def space_units(space: SearchSpace) -> dict[str, Unit]:
+    """Every distinct unit reachable in ``space`` by key (stem, layers, transitions, head)."""
+    out: dict[str, Unit] = {}
+    for unit, _ in _walk(space):
+        out.setdefault(unit.key, unit)
+    return out
+
+
+def space_keys(space: SearchSpace) -> list[str]:
+    """The latency-table keys of ``space`` (what ``nas profile`` measures), in a fixed order."""
+    return list(space_units(space))
+
+
+def witness_archs(space: SearchSpace) -> dict[str, Architecture]:
+    """For every key of the space, a subnet whose units include it (proof it is reachable)."""
+    out: dict[str, Architecture] = {}
+    for unit, where in _walk(space):
+        if unit.key not in out:
+            out[unit.key] = _arch_at(space, where)
+    return out
+
+
+def _arch_at(space: SearchSpace, where: _Where) -> Architecture:
+    n = len(space.stages)
+    stages = []
+    for i, spec in enumerate(space.stages):
+        choices = stage_layer_choices(spec)
+        width = spec.widths[0]
+        depth = spec.depths[0]
+        layers = [choices[0]] * depth
+        feeds = i == where.stage - 1 or (where.stage == n and i == n - 1)
+        if feeds and where.prev_width is not None:
+            width = where.prev_width  # the stage feeding the unit's stage (or the head)
+        if i == where.stage:
+            width = where.width
+            depth = min(d for d in spec.depths if d > where.position)
+            layers = [choices[0]] * depth
+            layers[where.position] = choices[where.layer_index]
+        stages.append(Stage(width=int(width), layers=tuple(layers)))
+    return Architecture(resolution=where.resolution, stages=tuple(stages))
+
+
+def unit_kind(key: str) -> str:
+    """The kind of a unit key: the text before its first ``:`` (``conv``, ``attn``, ...)."""
+    return key.split(":", 1)[0]
+
+
+# ----- modules ------------------------------------------------------------------------------
+
+
+@singledispatch
+def unit_module(unit: Unit) -> nn.Module:
+    """The static module that runs ``unit`` (same classes as ``Supernet.extract``), torch init."""
+    raise TypeError(f"no module rule for {type(unit).__name__}")
+
+
+@unit_module.register
+def _(u: StemUnit) -> nn.Module:
+    return static.ConvBN(u.c_in, u.c_out, u.kernel, u.stride, act=u.act)
+
+
+@unit_module.register
+def _(u: ConvUnit) -> nn.Module:
+    expand = u.expand != 1
+    hidden = u.hidden if expand else u.c_in
+    return static.MBConv(
+        u.c_in,
+        u.c_out,
+        hidden,
+        u.kernel,
+        u.stride,
+        u.act,
+        se_hidden(hidden) if u.se else None,
+        expand=expand,
+        residual=u.residual,
+    )
+
+
+@unit_module.register
+def _(u: TransitionUnit) -> nn.Module:
+    return static.ConvBN(u.c_in, u.c_out, u.kernel, u.stride)
+
+
+@unit_module.register
+def _(u: AttnUnit) -> nn.Module:
+    return static.AttentionBlock(u.c, u.heads, u.head_dim, u.mlp_hidden)
+
+
+@unit_module.register
+def _(u: MixerUnit) -> nn.Module:
+    return static.MixerBlock(u.c, u.window, u.token_hidden, u.channel_hidden)
+
+
+@unit_module.register
+def _(u: HeadUnit) -> nn.Module:
+    return static.Head(u.c_in, u.width, u.hidden, u.num_classes, u.act, dropout=0.0)
+
+
+def unit_input_shape(unit: Unit, batch: int = 1) -> tuple[int, ...]:
+    """Shape of the unit's input: ``(B, C, H, W)``."""
+    c = unit.c if isinstance(unit, AttnUnit | MixerUnit) else unit.c_in
+    return (int(batch), c, unit.size, unit.size)
+
+
+def randomize_(module: nn.Module, rng: np.random.Generator) -> nn.Module:
+    """Overwrite every parameter and BatchNorm statistic with seeded random values, in place.
+
+    Weights of dimension >= 2 get N(0, 1/fan_in) (activations keep their scale, so no denormals
+    or overflows change timings), biases and shifts small normals, norm scales and BN variances
+    values around 1. Same generator state, same weights.
+    """
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.dim() >= 2:
+                fan_in = p[0].numel()
+                values = rng.standard_normal(p.shape) / np.sqrt(max(fan_in, 1))
+            elif name.endswith("weight"):
+                values = 1.0 + 0.1 * rng.standard_normal(p.shape)
+            else:
+                values = 0.1 * rng.standard_normal(p.shape)
+            p.copy_(torch.as_tensor(values, dtype=p.dtype))
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None:
+                n = m.num_features
+                m.running_mean.copy_(torch.as_tensor(0.1 * rng.standard_normal(n)))
+                m.running_var.copy_(torch.as_tensor(rng.uniform(0.5, 1.5, n)))
+    return module
+
+
+def example_input(shape: Sequence[int], rng: np.random.Generator) -> torch.Tensor:
+    """A float32 standard-normal tensor of ``shape`` drawn from ``rng``."""
+    return torch.as_tensor(rng.standard_normal(tuple(shape)), dtype=torch.float32)
+
+
+def build_unit(
+    unit: Unit, batch: int = 1, rng: np.random.Generator | None = None
+) -> tuple[nn.Module, torch.Tensor]:
+    """``(module in eval mode, example input)`` for one unit, weights and input from ``rng``."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    module = randomize_(unit_module(unit), rng).eval()
+    return module, example_input(unit_input_shape(unit, batch), rng)
+
+
+def unit_builders(
+    space: SearchSpace, batch: int = 1, seed: int = 0
+) -> dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]]:
+    """Per key of the space, a builder ``() -> (module, input)`` for :func:`fill_missing`.
+
+    Each key's weights come from its own generator, ``default_rng([seed, index])`` with the key's
+    index in :func:`space_keys` order, so a builder gives the same module whatever else is built.
+    """
+    units = space_units(space)
+
+    def builder(unit: Unit, index: int) -> Builder:
+        return lambda: build_unit(unit, batch, np.random.default_rng([seed, index]))
+
+    return {key: builder(unit, i) for i, (key, unit) in enumerate(units.items())}
+
+
+def arch_modules(space: SearchSpace, arch: Architecture) -> list[tuple[Unit, nn.Module]]:
+    """Units of ``arch`` in execution order, each with its (torch-initialised) static module."""
+    from nas.units import arch_units
+
+    return [(u, unit_module(u)) for u in arch_units(space, arch)]
+
+
+def build_network(
+    space: SearchSpace,
+    arch: Architecture,
+    batch: int = 1,
+    rng: np.random.Generator | None = None,
+) -> tuple[static.StaticNet, torch.Tensor]:
+    """The whole static subnet ``arch`` (same structure as ``Supernet(space).extract(arch)``),
+    with seeded random weights, in eval mode, and an example input of batch ``batch``."""
+    space.validate(arch)
+    rng = rng if rng is not None else np.random.default_rng(0)
+    mods = arch_modules(space, arch)
+    net = static.StaticNet(mods[0][1], [m for _, m in mods[1:-1]], mods[-1][1], arch=arch.to_str())
+    randomize_(net, rng).eval()
+    return net, example_input((int(batch), space.in_channels, arch.resolution, arch.resolution), rng)
+
+
+# ----- prediction ---------------------------------------------------------------------------
+
+
+def check_table(table: LatencyTable, space: SearchSpace) -> None:
+    """Refuse a table profiled for another space (by hash), naming both."""
+    if table.meta.space_hash != space.hash():
+        raise IncompatibleFileError(
+            f"latency table for space {table.meta.space_name!r} (hash {table.meta.space_hash}) "
+            f"cannot predict space {space.name!r} (hash {space.hash()}); profile this space with "
+            f"'nas profile --space {space.source or space.name}'"
+        )
+
+
+def predict_latency(
+    table: LatencyTable, space: SearchSpace, archs: Sequence[Architecture]
+) -> np.ndarray:
+    """Predicted end-to-end latency (ms) of each architecture: the sum of its unit medians, then
+    the table's calibration if fitted. Every missing key of every architecture is named at once
+    (:class:`~nas.latency.table.MissingKeysError`); a table of another space is refused."""
+    check_table(table, space)
+    return table.predict_from_keys([arch_keys(space, a) for a in archs])
+
+
+def unit_cost_ms(table: LatencyTable) -> Callable[[Unit], float]:
+    """Per-unit calibrated cost (ms) such that the sum over an architecture's units equals
+    :func:`predict_latency` minus the calibration's intercept (exact for the linear calibration
+    features ``lut_sum``, ``n_units`` and ``n_<kind>``)."""
+    cal = table.calibration
+    coef = dict(zip(cal.features, cal.coef)) if cal is not None else {"lut_sum": 1.0}
+    unknown = sorted(set(coef) - {"lut_sum", "n_units"} - {f"n_{k}" for k in UNIT_KINDS})
+    if unknown:
+        raise IncompatibleFileError(
+            f"the table's calibration uses features {unknown} that are not per-unit additive"
+        )
+
+    def cost(unit: Unit) -> float:
+        key = unit.key
+        ms = float(table.lookup([key])[0])
+        return (
+            coef.get("lut_sum", 0.0) * ms
+            + coef.get("n_units", 0.0)
+            + coef.get(f"n_{unit_kind(key)}", 0.0)
+        )
+
+    return cost
+
+
+def latency_cost_rule(table: LatencyTable, space: SearchSpace) -> CostRule:
+    """A :class:`CostRule` for :class:`~nas.spaces.tables.GenomeTables` whose sum over an
+    architecture equals :func:`predict_latency` (the intercept is carried by the stem unit,
+    which every architecture has exactly once)."""
+    check_table(table, space)
+    missing = table.missing(space_keys(space))
+    if missing:
+        from nas.latency.table import MissingKeysError
+
+        raise MissingKeysError(missing, table=f"latency table ({table.meta.space_name})")
+    cal = table.calibration
+    intercept = cal.intercept if cal is not None else 0.0
+    per_unit = unit_cost_ms(table)
+
+    def cost(unit: Unit) -> float:
+        return per_unit(unit) + (intercept if isinstance(unit, StemUnit) else 0.0)
+
+    return CostRule(cost, "sum")

@@ -1,0 +1,250 @@
+"""Units of a space for latency tables: key enumeration, unit modules, networks, prediction."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
+
+from nas.costs import costs, unit_macs
+from nas.errors import IncompatibleFileError
+from nas.latency.calibration import Calibration
+from nas.latency.space_profile import (
+    calibration_archs,
+    distinct_archs,
+    fit_space_calibration,
+    validation_archs,
+)
+from nas.latency.space_units import (
+    build_network,
+    build_unit,
+    latency_cost_rule,
+    predict_latency,
+    space_keys,
+    space_units,
+    unit_builders,
+    witness_archs,
+)
+from nas.latency.table import LatencyTable, MissingKeysError, TableEntry, TableMeta
+from nas.latency.timing import TimingProtocol
+from nas.spaces import encode, load_space
+from nas.spaces.schema import conv_out
+from nas.spaces.tables import GenomeTables
+from nas.supernet.model import Supernet
+from nas.units import AttnUnit, HeadUnit, MixerUnit, StemUnit, arch_keys
+from tests.conftest import SHIPPED, randomise_bn
+
+TINY = load_space("hybrid-tiny")
+TINY_UNITS = space_units(TINY)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_enumerated_keys_contain_every_key_of_200_sampled_subnets(name: str) -> None:
+    space = load_space(name)
+    keys = set(space_keys(space))
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        arch = space.sample(rng)
+        missing = set(arch_keys(space, arch)) - keys
+        assert not missing, f"{arch}: {sorted(missing)[:3]}"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_enumerated_key_is_reachable(name: str) -> None:
+    space = load_space(name)
+    witnesses = witness_archs(space)
+    assert list(witnesses) == space_keys(space)
+    for key, arch in witnesses.items():
+        space.validate(arch)
+        assert key in arch_keys(space, arch)
+
+
+def test_every_unit_kind_and_shape_is_enumerated() -> None:
+    kinds = {key.split(":")[0] for key in TINY_UNITS}
+    assert kinds == {"stem", "conv", "trans", "attn", "mixer", "head"}
+    assert len(TINY_UNITS) == len(set(TINY_UNITS))
+    # one stem per resolution, one head per (resolution, last width)
+    assert sum(isinstance(u, StemUnit) for u in TINY_UNITS.values()) == len(TINY.resolutions)
+    n_heads = len(TINY.resolutions) * len(TINY.stages[-1].widths)
+    assert sum(isinstance(u, HeadUnit) for u in TINY_UNITS.values()) == n_heads
+
+
+def _expected_out_shape(unit, batch: int) -> tuple[int, ...]:
+    if isinstance(unit, HeadUnit):
+        return (batch, unit.num_classes)
+    if isinstance(unit, AttnUnit | MixerUnit):
+        return (batch, unit.c, unit.size, unit.size)
+    o = conv_out(unit.size, unit.stride)
+    return (batch, unit.c_out, o, o)
+
+
+@pytest.mark.parametrize("key", sorted(TINY_UNITS))
+def test_unit_module_shape_and_macs(key: str) -> None:
+    unit = TINY_UNITS[key]
+    module, x = build_unit(unit, batch=1, rng=np.random.default_rng(0))
+    assert not module.training
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        y = module(x)
+    assert tuple(y.shape) == _expected_out_shape(unit, 1)
+    assert torch.isfinite(y).all()
+    assert counter.get_total_flops() == 2 * unit_macs(unit)
+
+
+@settings(max_examples=15, deadline=None)
+@given(index=st.integers(0, 10_000), batch=st.integers(1, 3))
+def test_cifar_unit_modules_any_batch(index: int, batch: int) -> None:
+    space = load_space("hybrid-cifar")
+    units = list(space_units(space).values())
+    unit = units[index % len(units)]
+    module, x = build_unit(unit, batch=batch, rng=np.random.default_rng(index))
+    assert x.shape[0] == batch
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        y = module(x)
+    assert tuple(y.shape) == _expected_out_shape(unit, batch)
+    assert counter.get_total_flops() == 2 * batch * unit_macs(unit)
+
+
+def test_builders_are_seeded_and_independent_of_order() -> None:
+    a, b = unit_builders(TINY, seed=3), unit_builders(TINY, seed=3)
+    keys = list(a)
+    m1, x1 = a[keys[5]]()
+    for key in reversed(keys[:5]):
+        b[key]()
+    m2, x2 = b[keys[5]]()
+    assert torch.equal(x1, x2)
+    for p, q in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(p, q)
+    m3, _ = unit_builders(TINY, seed=4)[keys[5]]()
+    assert any(not torch.equal(p, q) for p, q in zip(m1.parameters(), m3.parameters()))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_network_is_the_extracted_model(seed: int) -> None:
+    """Same modules, same shapes: with the supernet's weights loaded it computes the same."""
+    arch = TINY.sample(np.random.default_rng(seed))
+    net, x = build_network(TINY, arch, batch=2, rng=np.random.default_rng(seed))
+    extracted = randomise_bn(Supernet(TINY), seed).extract(arch)
+    assert [type(m) for m in net.modules()] == [type(m) for m in extracted.modules()]
+    net.load_state_dict(extracted.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), extracted(x))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(x[:1])
+    assert counter.get_total_flops() == costs(TINY, arch).flops
+
+
+# ----- prediction --------------------------------------------------------------------------
+
+
+def _table(space, calibration: Calibration | None = None, drop: int = 0) -> LatencyTable:
+    meta = TableMeta.for_protocol(
+        TimingProtocol(), batch=1, dtype="float32", space_name=space.name, space_hash=space.hash()
+    )
+    rng = np.random.default_rng(0)
+    keys = space_keys(space)[drop:]
+    entries = {k: TableEntry(1.0, 0.1, float(rng.uniform(0.01, 1.0)), 10) for k in keys}
+    table = LatencyTable(meta, entries)
+    table.set_calibration(calibration)
+    return table
+
+
+def test_predict_is_sum_of_medians_then_calibration() -> None:
+    archs = [TINY.sample(np.random.default_rng(i)) for i in range(10)]
+    table = _table(TINY)
+    sums = np.array([table.lookup(arch_keys(TINY, a)).sum() for a in archs])
+    np.testing.assert_allclose(predict_latency(table, TINY, archs), sums)
+    cal = Calibration(("lut_sum", "n_units", "n_attn"), (1.2, 0.01, 0.05), 0.3, n_fit=20)
+    table.set_calibration(cal)
+    n_units = np.array([len(arch_keys(TINY, a)) for a in archs])
+    n_attn = np.array([sum(k.startswith("attn:") for k in arch_keys(TINY, a)) for a in archs])
+    expected = 1.2 * sums + 0.01 * n_units + 0.05 * n_attn + 0.3
+    np.testing.assert_allclose(predict_latency(table, TINY, archs), expected)
+
+
+def test_genome_tables_cost_rule_equals_predict() -> None:
+    cal = Calibration(("lut_sum", "n_conv", "n_mixer"), (1.1, 0.02, 0.07), 0.25, n_fit=20)
+    table = _table(TINY, cal)
+    archs = [TINY.sample(np.random.default_rng(i)) for i in range(50)]
+    genes = np.stack([encode(TINY, a) for a in archs])
+    tables = GenomeTables(TINY, rules={"latency_ms": latency_cost_rule(table, TINY)})
+    np.testing.assert_allclose(
+        tables.costs(genes)["latency_ms"], predict_latency(table, TINY, archs), rtol=1e-12
+    )
+
+
+def test_missing_keys_are_named() -> None:
+    table = _table(TINY, drop=3)
+    absent = space_keys(TINY)[:3]
+    witnesses = witness_archs(TINY)
+    archs = [witnesses[k] for k in absent]
+    with pytest.raises(MissingKeysError) as info:
+        predict_latency(table, TINY, archs)
+    assert set(absent) <= set(info.value.keys)
+    assert absent[0] in str(info.value)
+    with pytest.raises(MissingKeysError):
+        latency_cost_rule(table, TINY)
+
+
+def test_table_of_another_space_is_refused(tmp_path) -> None:
+    table = _table(TINY)
+    other = replace(TINY, name="tiny-variant", resolutions=(12,))
+    with pytest.raises(IncompatibleFileError, match="hash"):
+        predict_latency(table, other, [other.sample(np.random.default_rng(0))])
+    path = table.save(tmp_path / "t.csv")
+    with pytest.raises(IncompatibleFileError, match=other.hash()):
+        LatencyTable.load(path, expected_space_hash=other.hash())
+
+
+# ----- network sets and calibration ------------------------------------------------------------
+
+
+def test_calibration_and_validation_networks_never_overlap() -> None:
+    cal = calibration_archs(TINY, 20, seed=0)
+    val = validation_archs(TINY, 200, seed=0, exclude=cal)
+    ids = [a.arch_id() for a in val]
+    assert len(set(ids)) == 200
+    assert not set(ids) & {a.arch_id() for a in cal}
+    assert [a.arch_id() for a in calibration_archs(TINY, 20, seed=0)] == [
+        a.arch_id() for a in cal
+    ]
+
+
+def test_distinct_archs_fails_clearly_when_the_space_is_too_small() -> None:
+    small = replace(
+        TINY,
+        resolutions=(12,),
+        stages=tuple(replace(s, widths=s.widths[:1], depths=(1,)) for s in TINY.stages),
+    )
+    with pytest.raises(Exception, match="distinct subnets"):
+        distinct_archs(small, 10_000, np.random.default_rng(0))
+
+
+def _synthetic(per_kind: dict[str, float], scale: float, intercept: float, k: int = 20):
+    table = _table(TINY)
+    archs = calibration_archs(TINY, k, seed=0)
+    keys = [arch_keys(TINY, a) for a in archs]
+    y = scale * table.lut_sums(keys) + intercept
+    for kind, cost in per_kind.items():
+        y += cost * np.array([sum(key.startswith(kind + ":") for key in ks) for ks in keys])
+    return table, keys, y
+
+
+def test_calibration_choice_follows_the_data() -> None:
+    table, keys, y = _synthetic({"attn": 0.08, "mixer": 0.03, "conv": 0.01}, 1.15, 0.2)
+    cal, record = fit_space_calibration(table, keys, y)
+    assert record["chosen"] == "per-kind"
+    coef = dict(zip(cal.features, cal.coef))
+    assert coef["lut_sum"] == pytest.approx(1.15, rel=1e-6)
+    assert coef["n_attn"] == pytest.approx(0.08, rel=1e-5)
+    assert cal.intercept == pytest.approx(0.2, rel=1e-5)
+
+    table, keys, y = _synthetic({}, 1.3, 0.0)
+    y = y * (1 + 0.01 * np.random.default_rng(1).standard_normal(y.size))
+    cal, record = fit_space_calibration(table, keys, y)
+    assert record["chosen"] == "scale"
+    assert dict(zip(cal.features, cal.coef))["lut_sum"] == pytest.approx(1.3, rel=0.02)
