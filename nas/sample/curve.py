@@ -28,6 +28,52 @@ def usable_sizes(sizes: Sequence[int], n_rows: int, test: int) -> tuple[list[int
     return kept, dropped
 
 
+def held_out_splits(n_rows: int, test: int, seeds: int, seed: int = 0
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``seeds`` random ``(test rows, training pool)`` splits; training sets are prefixes of the
+    pool, so they are nested across sizes and every model sees the same splits."""
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(n_rows) for _ in range(int(seeds))]
+    return [(o[:test], o[test:]) for o in orders]
+
+
+def evaluate_on_splits(
+    X: np.ndarray,
+    y: np.ndarray,
+    models: Sequence[str],
+    sizes: Sequence[int],
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per (model, split, n_train): held-out Kendall tau, Spearman, RMSE, fit seconds.
+
+    The model of split ``k`` is seeded ``seed + k`` (the same for every size)."""
+    import time
+    import warnings
+
+    from scipy.stats import ConstantInputWarning
+
+    from predictors.metrics import kendall_tau, rmse, spearman
+
+    records = []
+    for model in models:
+        for k, (test, pool) in enumerate(splits):
+            for n in sizes:
+                train = pool[:n]
+                start = time.perf_counter()
+                estimator = make_estimator(model, seed + k).fit(X[train], y[train])
+                fit_s = time.perf_counter() - start
+                pred = estimator.predict(X[test])
+                with warnings.catch_warnings():  # a constant prediction scores 0, no warning
+                    warnings.simplefilter("ignore", ConstantInputWarning)
+                    tau, rho = kendall_tau(y[test], pred), spearman(y[test], pred)
+                records.append({"model": model, "seed": k, "n_train": int(n),
+                                "kendall_tau": tau, "spearman": rho,
+                                "rmse": rmse(y[test], pred), "fit_s": fit_s})
+    return pd.DataFrame.from_records(records)
+
+
 def predictor_learning_curve(
     samples: str | os.PathLike,
     *,
@@ -42,22 +88,15 @@ def predictor_learning_curve(
 ) -> tuple[pd.DataFrame, list[int]]:
     """One row per (model, seed, n_train): Kendall tau, Spearman, RMSE, fit seconds.
 
-    Every model sees the same ``seeds`` random splits: ``test`` held-out rows and nested training
-    sets of each size from the rest (:func:`predictors.metrics.learning_curve`). Returns the rows
-    and the sizes dropped because they do not fit beside the test set.
+    Every model sees the same ``seeds`` random splits (:func:`held_out_splits`): ``test``
+    held-out rows and nested training sets of each size from the rest. Returns the rows and the
+    sizes dropped because they do not fit beside the test set.
     """
-    from predictors.metrics import learning_curve
-
     data = load_training_data(samples, target)
     kept, dropped = usable_sizes(sizes, len(data.y), test)
     X = make_encoder(data.space, features, stats).transform(data.archs)
-    frames = []
-    for model in models:
-        rng = np.random.default_rng(seed)  # the same splits for every model
-        df = learning_curve(make_estimator(model, seed), X, data.y, kept, test, seeds, rng)
-        df.insert(0, "model", model)
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True), dropped
+    splits = held_out_splits(len(data.y), test, seeds, seed)
+    return evaluate_on_splits(X, data.y, models, kept, splits, seed=seed), dropped
 
 
 def summarize(curve: pd.DataFrame) -> pd.DataFrame:

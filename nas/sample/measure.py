@@ -255,6 +255,8 @@ def sample_subnets(
         raise UserError(f"workers={workers}: expected at least 1")
     out = Path(out)
     sidecar_path(out)  # refuse a .json path early
+    if out.suffix.lower() == ".gz":
+        raise UserError(f"--out {out}: samples are appended to a plain .csv (gzip a copy later)")
     start = time.perf_counter()
     run = load_supernet(run_dir, device=device, load_data=True)
     space, splits = run.space, run.splits

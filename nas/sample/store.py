@@ -47,11 +47,17 @@ IDENTITY_KEYS: tuple[str, ...] = ("space", "run", "evaluation", "latency_table")
 
 
 def sidecar_path(csv_path: str | os.PathLike) -> Path:
-    """``samples.csv`` -> ``samples.json``."""
+    """``samples.csv`` (or ``samples.csv.gz``, read-only) -> ``samples.json``."""
     path = Path(csv_path)
     if path.suffix.lower() == ".json":
         raise UserError(f"{path}: the samples file must be a .csv (its sidecar is the .json)")
+    if _gzipped(path):
+        path = path.with_suffix("")
     return path.with_suffix(".json")
+
+
+def _gzipped(path: Path) -> bool:
+    return path.suffix.lower() == ".gz"
 
 
 def read_sidecar(csv_path: str | os.PathLike) -> dict[str, Any]:
@@ -184,11 +190,17 @@ def _parse(path: Path, text: str) -> list[dict[str, str]]:
 
 
 def read_samples(path: str | os.PathLike, *, repair: bool = False) -> SampleRows:
-    """Read a samples CSV and its sidecar (``repair``: first drop a partial last row in place)."""
+    """Read a samples CSV (or a gzipped copy) and its sidecar (``repair``: first drop a partial
+    last row in place)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such samples file; write one with 'nas sample'")
     meta = read_sidecar(path)
+    if _gzipped(path):
+        import gzip
+
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+            return SampleRows(path, meta, _parse(path, f.read()))
     if repair:
         _drop_partial_tail(path)
     text = path.read_text(encoding="utf-8")
@@ -206,6 +218,8 @@ class SampleWriter:
         self._writer: Any = None
 
     def __enter__(self) -> SampleWriter:
+        if _gzipped(self.path):
+            raise UserError(f"{self.path}: samples are appended to a plain .csv, not a .gz")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._file = open(self.path, "a", newline="", encoding="utf-8")
