@@ -15,6 +15,7 @@ from torch import nn
 from predictors._base import LearnedState, TargetScaler, seed_from
 
 AUTO_MIN_VALIDATION = 50
+SMOOTHING = 5  # epochs averaged in the early-stopping criterion
 
 
 @contextlib.contextmanager
@@ -62,13 +63,15 @@ def _epochs(
 ) -> tuple[int, float]:
     """AdamW on MSE over ``train`` rows for up to ``epochs`` epochs.
 
-    With ``val`` rows, stops after ``patience`` epochs without a better validation loss and
-    restores the best weights. Returns (best epoch, its validation loss) or, without ``val``,
-    (epochs, last training loss).
+    With ``val`` rows, the criterion is the validation loss averaged over the last
+    :data:`SMOOTHING` epochs (one lucky epoch early in training must not win); training stops
+    after ``patience`` epochs without a better criterion and restores the weights of the best
+    epoch. Returns (best epoch, its criterion) or, without ``val``, (epochs, last training loss).
     """
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     bs = max(1, min(batch_size, len(train)))
     best, best_epoch, best_state = np.inf, 0, None
+    recent: list[float] = []
     for epoch in range(1, epochs + 1):
         net.train()
         total = 0.0
@@ -85,9 +88,10 @@ def _epochs(
             continue
         net.eval()
         with torch.no_grad():
-            val_loss = float(torch.mean((net(X[val]) - Y[val]) ** 2))
-        if val_loss < best - 1e-6:
-            best, best_epoch = val_loss, epoch
+            recent = [*recent[-(SMOOTHING - 1):], float(torch.mean((net(X[val]) - Y[val]) ** 2))]
+        criterion = float(np.mean(recent))
+        if criterion < best - 1e-6:
+            best, best_epoch = criterion, epoch
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         elif epoch - best_epoch >= patience:
             break
