@@ -21,6 +21,7 @@ from nas.latency.space_profile import (
     validation_archs,
 )
 from nas.latency.space_units import (
+    arch_features,
     build_network,
     build_unit,
     latency_cost_rule,
@@ -167,7 +168,9 @@ def test_predict_is_sum_of_medians_then_calibration() -> None:
 
 
 def test_genome_tables_cost_rule_equals_predict() -> None:
-    cal = Calibration(("lut_sum", "n_conv", "n_mixer"), (1.1, 0.02, 0.07), 0.25, n_fit=20)
+    cal = Calibration(
+        ("lut_sum", "n_conv", "n_mixer", "params"), (1.1, -0.02, 0.07, 3e-7), -0.05, n_fit=20
+    )
     table = _table(TINY, cal)
     archs = [TINY.sample(np.random.default_rng(i)) for i in range(50)]
     genes = np.stack([encode(TINY, a) for a in archs])
@@ -224,27 +227,45 @@ def test_distinct_archs_fails_clearly_when_the_space_is_too_small() -> None:
         distinct_archs(small, 10_000, np.random.default_rng(0))
 
 
-def _synthetic(per_kind: dict[str, float], scale: float, intercept: float, k: int = 20):
+def _synthetic(per_kind: dict[str, float], scale: float, intercept: float,
+               per_param: float = 0.0, k: int = 20):
     table = _table(TINY)
     archs = calibration_archs(TINY, k, seed=0)
     keys = [arch_keys(TINY, a) for a in archs]
-    y = scale * table.lut_sums(keys) + intercept
+    extra = arch_features(TINY, archs)
+    y = scale * table.lut_sums(keys) + intercept + per_param * extra["params"]
     for kind, cost in per_kind.items():
         y += cost * np.array([sum(key.startswith(kind + ":") for key in ks) for ks in keys])
-    return table, keys, y
+    return table, keys, y, extra
 
 
 def test_calibration_choice_follows_the_data() -> None:
-    table, keys, y = _synthetic({"attn": 0.08, "mixer": 0.03, "conv": 0.01}, 1.15, 0.2)
-    cal, record = fit_space_calibration(table, keys, y)
+    table, keys, y, extra = _synthetic({"attn": 0.08, "mixer": 0.03, "conv": -0.01}, 1.15, 0.2)
+    cal, record = fit_space_calibration(table, keys, y, extra)
     assert record["chosen"] == "per-kind"
     coef = dict(zip(cal.features, cal.coef))
     assert coef["lut_sum"] == pytest.approx(1.15, rel=1e-6)
     assert coef["n_attn"] == pytest.approx(0.08, rel=1e-5)
+    assert coef["n_conv"] == pytest.approx(-0.01, rel=1e-5)  # signed overheads are allowed
     assert cal.intercept == pytest.approx(0.2, rel=1e-5)
 
-    table, keys, y = _synthetic({}, 1.3, 0.0)
-    y = y * (1 + 0.01 * np.random.default_rng(1).standard_normal(y.size))
-    cal, record = fit_space_calibration(table, keys, y)
+    noise = 1 + 0.005 * np.random.default_rng(1).standard_normal(20)
+    table, keys, y, extra = _synthetic({}, 1.05, -0.05, per_param=2e-5)
+    cal, record = fit_space_calibration(table, keys, y * noise, extra)
+    assert record["chosen"] == "weights"
+    assert dict(zip(cal.features, cal.coef))["params"] == pytest.approx(2e-5, rel=0.1)
+
+    table, keys, y, extra = _synthetic({}, 1.3, 0.0)
+    cal, record = fit_space_calibration(table, keys, y * noise, extra)
     assert record["chosen"] == "scale"
     assert dict(zip(cal.features, cal.coef))["lut_sum"] == pytest.approx(1.3, rel=0.02)
+
+
+def test_signed_calibration_round_trips_with_its_model_name() -> None:
+    x = np.linspace(1.0, 2.0, 10)
+    cal = Calibration.fit({"lut_sum": x}, 1.2 * x - 0.1, nonnegative=False)
+    assert cal.intercept == pytest.approx(-0.1) and not cal.nonnegative
+    data = cal.to_dict()
+    assert data["model"] == "linear"
+    assert Calibration.from_dict(data) == cal
+    assert Calibration.from_dict(Calibration.fit({"lut_sum": x}, 1.2 * x).to_dict()).nonnegative

@@ -10,7 +10,8 @@ with the features passed in by name, usually ``lut_sum`` (sum of unit medians, m
 (number of timed units), giving ``a * lut_sum + c * n_units + b``: a scale, a per-layer overhead and a
 fixed per-network overhead. Residuals are weighted by ``1 / measured`` by default, so the fit
 minimises squared RELATIVE error (the quantity "within +/-10%" judges). Solved with
-``scipy.optimize.nnls`` on column-scaled features. The fit is stored in a table's JSON sidecar
+``scipy.optimize.nnls`` on column-scaled features (``nonnegative=False``: signed least squares,
+stored as model ``"linear"``). The fit is stored in a table's JSON sidecar
 (:meth:`Calibration.to_dict`).
 """
 
@@ -29,6 +30,7 @@ from nas.errors import IncompatibleFileError, UserError
 DEFAULT_FEATURES: tuple[str, ...] = ("lut_sum", "n_units")
 DEFAULT_K = 20
 MODEL_NAME = "nonnegative-linear"
+SIGNED_MODEL_NAME = "linear"  # fitted with nonnegative=False (a signed overhead is allowed)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Calibration:
     n_fit: int
     relative: bool = True
     fit_median_ape: float | None = None  # median |relative error| on the fit set
+    nonnegative: bool = True  # coefficients constrained to >= 0 when fitted
 
     @classmethod
     def fit(
@@ -88,6 +91,7 @@ class Calibration:
             n_fit=int(y.size),
             relative=relative,
             fit_median_ape=ape,
+            nonnegative=nonnegative,
         )
 
     def predict(self, features: Mapping[str, ArrayLike]) -> np.ndarray:
@@ -103,7 +107,7 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "model": MODEL_NAME,
+            "model": MODEL_NAME if self.nonnegative else SIGNED_MODEL_NAME,
             "features": list(self.features),
             "coef": list(self.coef),
             "intercept": self.intercept,
@@ -119,8 +123,11 @@ class Calibration:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "calibration") -> Calibration:
         try:
-            if data.get("model", MODEL_NAME) != MODEL_NAME:
-                raise ValueError(f"model {data.get('model')!r} is not {MODEL_NAME!r}")
+            model = data.get("model", MODEL_NAME)
+            if model not in (MODEL_NAME, SIGNED_MODEL_NAME):
+                raise ValueError(
+                    f"model {model!r} is not {MODEL_NAME!r} or {SIGNED_MODEL_NAME!r}"
+                )
             features = tuple(str(f) for f in data["features"])
             coef = tuple(float(c) for c in data["coef"])
             if len(features) != len(coef):
@@ -134,6 +141,7 @@ class Calibration:
                 fit_median_ape=None
                 if data.get("fit_median_ape") is None
                 else float(data["fit_median_ape"]),
+                nonnegative=model == MODEL_NAME,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IncompatibleFileError(f"{where}: not a valid calibration ({exc})") from None

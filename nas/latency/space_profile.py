@@ -9,8 +9,9 @@
 2. K (default 20) random subnets from the calibration seed stream are built whole
    (:func:`~nas.latency.space_units.build_network`) and timed end to end with the same protocol,
    interleaved. :func:`fit_space_calibration` picks, by leave-one-out error on these K networks,
-   the calibration that the data support (a scale; plus a per-layer overhead; or plus one
-   overhead per unit kind) and stores it, with the K measurements, in the JSON sidecar.
+   the calibration that the data support (a scale; plus a per-layer or per-kind overhead; plus
+   a cost per weight byte: see :func:`candidate_features`) and stores it, with the K
+   measurements, in the JSON sidecar.
    Validation networks come from another seed stream and are checked never to be these.
 
 With ``ray_address`` and ``resource``, steps 1-2 run as one Ray task on the node that advertises
@@ -38,7 +39,7 @@ from nas.errors import UserError
 from nas.latency.calibration import Calibration
 from nas.latency.environment import parse_device
 from nas.latency.profiling import fill_missing
-from nas.latency.space_units import build_network, space_keys, unit_builders
+from nas.latency.space_units import arch_features, build_network, space_keys, unit_builders
 from nas.latency.table import LatencyTable, TableMeta
 from nas.latency.timing import TimingItem, TimingProtocol, measure_many
 from nas.spaces.schema import SearchSpace
@@ -47,6 +48,7 @@ from nas.units import arch_keys
 CALIBRATION_STREAM = 0xCA1B  # seed streams: default_rng([seed, stream])
 VALIDATION_STREAM = 0x7A1D
 DEFAULT_CALIBRATION_K = 20
+TIE_TOLERANCE = 0.02  # calibration models within 2% of the best LOO error count as tied
 DTYPE = "float32"
 Say = Callable[[str], None]
 
@@ -159,8 +161,18 @@ def measure_networks(
 
 
 def candidate_features(features: dict[str, np.ndarray]) -> dict[str, tuple[str, ...]]:
-    """Calibration models to choose from: a scale, + a per-layer overhead, + per-kind overheads
-    (only kinds whose count varies between networks; constant ones are the intercept)."""
+    """Calibration models to choose from, by name -> features (each also has an intercept):
+
+    - ``scale``: ``lut_sum`` alone;
+    - ``per-layer``: + ``n_units``, an overhead per timed unit (signed: a unit timed alone pays
+      a runtime call the whole network pays once);
+    - ``per-kind``: + ``n_<kind>``, one overhead per unit kind (only kinds whose count varies
+      between networks; a constant count is part of the intercept);
+    - ``weights``, ``per-layer+weights``, ``per-kind+weights``: + ``params``, the network's
+      parameter count. A unit timed alone keeps its weights in cache; in a whole network they
+      are evicted by the other layers' and reloaded on each call, a cost proportional to the
+      weight bytes (largest for attention and mixer layers on small token grids).
+    """
     kinds = tuple(
         name
         for name, col in features.items()
@@ -169,6 +181,9 @@ def candidate_features(features: dict[str, np.ndarray]) -> dict[str, tuple[str, 
     out = {"scale": ("lut_sum",), "per-layer": ("lut_sum", "n_units")}
     if kinds:
         out["per-kind"] = ("lut_sum", *kinds)
+    if "params" in features and np.ptp(features["params"]) > 0:
+        out.update({f"{name}+weights" if name != "scale" else "weights": (*cols, "params")
+                    for name, cols in list(out.items())})
     return out
 
 
@@ -176,27 +191,39 @@ def _loo_rms_relative(features: dict[str, np.ndarray], names: tuple[str, ...], y
     errors = []
     for i in range(y.size):
         keep = np.arange(y.size) != i
-        cal = Calibration.fit({n: features[n][keep] for n in names}, y[keep])
+        cal = Calibration.fit({n: features[n][keep] for n in names}, y[keep], nonnegative=False)
         pred = cal.predict({n: features[n][i : i + 1] for n in names})[0]
         errors.append((pred - y[i]) / y[i])
     return float(np.sqrt(np.mean(np.square(errors))))
 
 
 def fit_space_calibration(
-    table: LatencyTable, keys_per_arch: Sequence[Sequence[str]], measured_ms: Sequence[float]
+    table: LatencyTable,
+    keys_per_arch: Sequence[Sequence[str]],
+    measured_ms: Sequence[float],
+    extra_features: dict[str, np.ndarray] | None = None,
 ) -> tuple[Calibration, dict[str, Any]]:
     """Choose and fit the calibration the K measurements support; returns it and a record of the
-    choice (leave-one-out RMS relative error of every candidate). Not stored in the table."""
+    choice (leave-one-out RMS relative error of every candidate). Not stored in the table.
+
+    Coefficients are signed (least squares on relative errors); the candidate with the lowest
+    leave-one-out error wins; within a relative TIE_TOLERANCE of it, the one with the fewest
+    features (a model needs K >= its parameters + 4 to be considered)."""
     y = np.asarray(measured_ms, dtype=np.float64)
-    features = table.calibration_features(keys_per_arch)
+    features = dict(table.calibration_features(keys_per_arch))
+    features.update(extra_features or {})
     candidates = candidate_features(features)
     loo: dict[str, float] = {}
     for name, cols in candidates.items():
-        if y.size >= len(cols) + 3:  # leave-one-out needs a few points beyond the parameters
+        if y.size >= len(cols) + 4:  # leave-one-out needs a few points beyond the parameters
             loo[name] = _loo_rms_relative(features, cols, y)
-    chosen = min(loo, key=lambda n: loo[n]) if loo else "scale"
+    chosen = "scale"
+    if loo:  # the fewest features within TIE_TOLERANCE of the best error
+        best = min(loo.values())
+        near = [n for n in loo if loo[n] <= best * (1 + TIE_TOLERANCE) + 1e-12]
+        chosen = min(near, key=lambda n: len(candidates[n]))
     cols = candidates[chosen]
-    calibration = Calibration.fit({n: features[n] for n in cols}, y)
+    calibration = Calibration.fit({n: features[n] for n in cols}, y, nonnegative=False)
     return calibration, {"chosen": chosen, "loo_rms_relative_error": loo}
 
 
@@ -210,7 +237,9 @@ def calibrate_table(
 ) -> Calibration:
     """Fit the calibration on measured subnets and store it, with the measurements, in ``table``."""
     keys = [arch_keys(space, a) for a in archs]
-    calibration, choice = fit_space_calibration(table, keys, measured_ms)
+    calibration, choice = fit_space_calibration(
+        table, keys, measured_ms, extra_features=arch_features(space, archs)
+    )
     table.set_calibration(calibration)
     notes = dict(table.meta.notes)
     notes["calibration_set"] = {

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from nas.arch import Architecture, Stage
+from nas.costs import unit_params
 from nas.errors import IncompatibleFileError
 from nas.latency.table import LatencyTable
 from nas.spaces.ops import stage_layer_choices
@@ -45,6 +46,7 @@ from nas.units import (
     TransitionUnit,
     Unit,
     arch_keys,
+    arch_units,
     head_unit,
     layer_units,
     se_hidden,
@@ -249,8 +251,6 @@ def unit_builders(
 
 def arch_modules(space: SearchSpace, arch: Architecture) -> list[tuple[Unit, nn.Module]]:
     """Units of ``arch`` in execution order, each with its (torch-initialised) static module."""
-    from nas.units import arch_units
-
     return [(u, unit_module(u)) for u in arch_units(space, arch)]
 
 
@@ -283,6 +283,16 @@ def check_table(table: LatencyTable, space: SearchSpace) -> None:
         )
 
 
+def arch_features(space: SearchSpace, archs: Sequence[Architecture]) -> dict[str, np.ndarray]:
+    """Calibration features a table cannot get from keys alone: ``params`` (parameter count,
+    the same number as ``nas.costs.costs(space, arch).params``) per architecture."""
+    return {
+        "params": np.array(
+            [sum(unit_params(u) for u in arch_units(space, a)) for a in archs], dtype=np.float64
+        )
+    }
+
+
 def predict_latency(
     table: LatencyTable, space: SearchSpace, archs: Sequence[Architecture]
 ) -> np.ndarray:
@@ -290,16 +300,18 @@ def predict_latency(
     the table's calibration if fitted. Every missing key of every architecture is named at once
     (:class:`~nas.latency.table.MissingKeysError`); a table of another space is refused."""
     check_table(table, space)
-    return table.predict_from_keys([arch_keys(space, a) for a in archs])
+    keys = [arch_keys(space, a) for a in archs]
+    return table.predict_from_keys(keys, extra_features=arch_features(space, archs))
 
 
 def unit_cost_ms(table: LatencyTable) -> Callable[[Unit], float]:
     """Per-unit calibrated cost (ms) such that the sum over an architecture's units equals
     :func:`predict_latency` minus the calibration's intercept (exact for the linear calibration
-    features ``lut_sum``, ``n_units`` and ``n_<kind>``)."""
+    features ``lut_sum``, ``n_units``, ``n_<kind>`` and ``params``, all sums over units)."""
     cal = table.calibration
     coef = dict(zip(cal.features, cal.coef)) if cal is not None else {"lut_sum": 1.0}
-    unknown = sorted(set(coef) - {"lut_sum", "n_units"} - {f"n_{k}" for k in UNIT_KINDS})
+    additive = {"lut_sum", "n_units", "params"} | {f"n_{k}" for k in UNIT_KINDS}
+    unknown = sorted(set(coef) - additive)
     if unknown:
         raise IncompatibleFileError(
             f"the table's calibration uses features {unknown} that are not per-unit additive"
@@ -312,6 +324,7 @@ def unit_cost_ms(table: LatencyTable) -> Callable[[Unit], float]:
             coef.get("lut_sum", 0.0) * ms
             + coef.get("n_units", 0.0)
             + coef.get(f"n_{unit_kind(key)}", 0.0)
+            + coef.get("params", 0.0) * unit_params(unit)
         )
 
     return cost
