@@ -12,9 +12,13 @@ Feature blocks (all functions take genes of shape (n, 6) and are vectorised):
 - :func:`op_counts`: how many live edges carry each op;
 - :func:`path_encoding`: for each of the 4 input->output paths, a one-hot of its op sequence when the
   path is fully open (BANANAS-style, position-aware: 4 + 16 + 16 + 64 = 100 columns);
+- :func:`path_op_counts`: per path, whether it is open and how many of each op it carries;
 - :func:`cost_statistics`: analytic MACs and parameters of the whole NB201 network (nominal, as
   built, and effective, live edges only), longest conv path and number of open paths. These are the
   "free statistics" used to pretrain predictors (FBNetV3).
+
+:func:`encode` assembles the named feature sets of :data:`FEATURE_SETS` used by the predictor
+benchmark (``nas/benchmarks/predictors_nb201.py``).
 """
 
 from __future__ import annotations

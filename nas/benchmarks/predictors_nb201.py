@@ -40,6 +40,7 @@ ZERO_COST = (("synflow", 0.737), ("jacob_cov", 0.731), ("snip", 0.596), ("grad_n
 TARGET_SPEARMAN = (100, 0.85)
 TARGET_KENDALL = (1000, 0.80)
 COMMAND = ".venv/bin/python -m nas.benchmarks.predictors_nb201"
+NEUTRAL = 0.01  # Spearman changes smaller than this are reported as neutral
 
 
 @dataclass(frozen=True)
@@ -260,14 +261,16 @@ def _ablation(results: pd.DataFrame, args: argparse.Namespace) -> list[str]:
         f"{args.pretrain_pool} random cells with their analytic MACs, parameters (nominal and "
         "effective), longest conv path and open-path count (no accuracy), "
         "`pretrain_epochs=30`, then the output layer is replaced and all weights fine-tuned. "
-        "Early stopping: `early_stopping=True` (10 % held out, patience 50, then refit on all "
-        "samples for the best epoch count) against the default `\"auto\"` (on only when the "
-        "held-out split has >= 50 cells, i.e. n >= 500 here).",
+        "Early stopping: `early_stopping=True` (10 % held out, validation MSE averaged over 5 "
+        "epochs, patience 50, then refit on all samples for the best epoch count) against the "
+        "default `\"auto\"` (on only when the held-out split has >= 50 cells, i.e. n >= 500 "
+        "here).",
         "",
         "| variant | " + " | ".join(f"n={n}" for n in sizes) + " |",
         "| --- | " + " | ".join("---:" for _ in sizes) + " |",
     ]
     base = shared[shared.predictor == "mlp"].groupby("n_train").spearman.mean()
+    verdicts = []
     for v in variants:
         means = shared[shared.predictor == v].groupby("n_train").spearman.mean()
         cells = []
@@ -275,7 +278,18 @@ def _ablation(results: pd.DataFrame, args: argparse.Namespace) -> list[str]:
             delta = "" if v == "mlp" else f" ({means[n] - base[n]:+.3f})"
             cells.append(f"{means[n]:.3f}{delta}")
         lines.append(f"| {v} | " + " | ".join(cells) + " |")
-    return lines
+        if v != "mlp":
+            verdicts.append(f"- {v}: " + _verdict({n: means[n] - base[n] for n in sizes}))
+    return [*lines, "", f"Against the default MLP (a change of less than {NEUTRAL} is called "
+            "neutral):", "", *verdicts]
+
+
+def _verdict(deltas: dict[int, float]) -> str:
+    """Plain words for per-size Spearman changes: where they help, hurt or do nothing."""
+    groups = {"helps": [n for n, d in deltas.items() if d >= NEUTRAL],
+              "hurts": [n for n, d in deltas.items() if d <= -NEUTRAL],
+              "is neutral": [n for n, d in deltas.items() if abs(d) < NEUTRAL]}
+    return "; ".join(f"{word} at n = {', '.join(map(str, ns))}" for word, ns in groups.items() if ns) + "."
 
 
 def main(argv: list[str] | None = None) -> int:
