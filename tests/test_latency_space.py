@@ -269,3 +269,36 @@ def test_signed_calibration_round_trips_with_its_model_name() -> None:
     assert data["model"] == "linear"
     assert Calibration.from_dict(data) == cal
     assert Calibration.from_dict(Calibration.fit({"lut_sum": x}, 1.2 * x).to_dict()).nonnegative
+
+
+# ----- the thread clock ------------------------------------------------------------------------
+
+
+def test_thread_clock_leaves_out_time_the_thread_does_not_run() -> None:
+    import time
+
+    from nas.latency.timing import TimingItem, measure_many
+
+    def sleepy(_x):
+        time.sleep(0.002)  # 2 ms of wall time, almost no CPU time
+
+    item = [TimingItem("sleep", sleepy, torch.zeros(1))]
+    settings = dict(warmup=1, repeats=3, rounds=2, min_time_per_round=0, min_time_per_read=0)
+    wall = measure_many(item, TimingProtocol(clock="wall", **settings))["sleep"].latency_ms
+    cpu = measure_many(item, TimingProtocol(clock="thread", **settings))["sleep"].latency_ms
+    assert wall >= 2.0 and cpu < 0.5
+
+
+def test_clock_choice() -> None:
+    from nas.errors import UserError
+    from nas.latency.space_profile import protocol_for
+
+    assert protocol_for("cpu").clock == "thread"
+    assert protocol_for("onnxruntime").clock == "thread"
+    assert protocol_for("cpu", threads=2).clock == "wall"
+    assert protocol_for("cpu", clock="wall").clock == "wall"
+    with pytest.raises(UserError, match="1 thread"):
+        TimingProtocol(clock="thread", threads=2)
+    with pytest.raises(UserError, match="clock"):
+        TimingProtocol(clock="sundial")
+    assert "thread_time" in TimingProtocol(clock="thread").describe()["timer"]

@@ -53,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--min-read-ms", type=float, default=_DEFAULTS.min_time_per_read * 1e3,
                    help="minimum duration of one timer read in ms (short layers run several "
                         f"calls per read) ({_DEFAULTS.min_time_per_read * 1e3:g})")
+    g.add_argument("--clock", choices=("auto", "wall", "thread"), default="auto",
+                   help="timer: wall time, or the CPU time of the calling thread (cpu and "
+                        "onnxruntime with 1 thread: all the work runs on that thread, so it "
+                        "equals an idle machine's wall time while other processes' load does "
+                        "not inflate it); auto = thread for 1 CPU thread, else wall (auto)")
     r = p.add_argument_group("remote device (Ray)")
     r.add_argument("--ray-address", default=None,
                    help="Ray cluster address ('auto' or HOST:PORT); needs --resource")
@@ -77,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         min_time_per_round=args.min_round_ms / 1e3,
         min_time_per_read=args.min_read_ms / 1e3,
+        clock=args.clock,
     )
     result = profile_space(
         space,

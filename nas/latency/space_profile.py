@@ -58,7 +58,10 @@ def protocol_for(
 ) -> TimingProtocol:
     """The timing protocol for a ``--device`` value: ``cpu``, ``cuda[:i]`` (torch eager) or
     ``onnxruntime`` (the CPU ONNX Runtime); ``settings`` override the protocol's defaults.
-    ``check_here``: the device must exist on this machine (not when profiling on a Ray node)."""
+    ``check_here``: the device must exist on this machine (not when profiling on a Ray node).
+    ``clock="auto"`` (the default here) is ``"thread"`` on the CPU with 1 thread, where the
+    calling thread does all the work, so its CPU time equals an idle machine's wall time and
+    other processes' load does not inflate it; ``"wall"`` otherwise."""
     text = device.strip().lower()
     runtime = "onnxruntime" if text == "onnxruntime" else "torch"
     dev = "cpu" if text == "onnxruntime" else text
@@ -67,7 +70,12 @@ def protocol_for(
             parse_device(dev)
         except UserError as exc:
             raise UserError(f"{exc}, or onnxruntime") from None
-    return TimingProtocol(device=dev, runtime=runtime, threads=int(threads), **settings)
+    clock = settings.pop("clock", "auto")
+    if clock == "auto":
+        clock = "thread" if dev == "cpu" and int(threads) == 1 else "wall"
+    return TimingProtocol(
+        device=dev, runtime=runtime, threads=int(threads), clock=clock, **settings
+    )
 
 
 def protocol_of(table: LatencyTable) -> TimingProtocol:

@@ -16,7 +16,11 @@ One code path times one callable (:func:`measure_latency`) or many (:func:`measu
    passed generator, so slow drift of the machine (frequency, other jobs) affects all items alike.
 
 Timers: ``time.perf_counter_ns`` on CPU (and for onnxruntime, whose ``run`` is synchronous); CUDA
-events recorded around each read and read after one ``torch.cuda.synchronize`` per round.
+events recorded around each read and read after one ``torch.cuda.synchronize`` per round. With
+``clock="thread"`` (CPU, 1 thread only) reads use ``time.thread_time_ns``, the CPU time of the
+calling thread, which runs the whole computation when torch and ONNX Runtime have one thread: on a
+machine shared with other jobs it leaves out the time the scheduler gives to other processes,
+which wall time cannot separate from the network's own time once a call outlasts a time slice.
 Torch runs under ``torch.inference_mode()`` with ``torch.set_num_threads(threads)`` (restored
 afterwards) and the garbage collector paused during timed rounds.
 
@@ -46,6 +50,7 @@ from nas.errors import UserError
 from nas.latency.environment import check_runtime, parse_device
 
 Runtime = Literal["torch", "onnxruntime"]
+CLOCKS: tuple[str, ...] = ("wall", "thread")
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 
 
@@ -85,9 +90,18 @@ class TimingProtocol:
     min_time_per_round: float = 0.05
     min_time_per_read: float = 2e-4
     onnx_opset: int = 17
+    clock: str = "wall"
 
     def __post_init__(self) -> None:
         check_runtime(self.runtime)
+        if self.clock not in CLOCKS:
+            raise UserError(f"timing protocol: clock {self.clock!r} not understood; expected {CLOCKS}")
+        if self.clock == "thread" and (int(self.threads) != 1 or self.device != "cpu"):
+            raise UserError(
+                "timing protocol: clock 'thread' (CPU time of the calling thread) needs device "
+                f"'cpu' and 1 thread, got device {self.device!r} with {self.threads} thread(s); "
+                "use clock 'wall'"
+            )
         for name in ("threads", "repeats", "rounds"):
             if int(getattr(self, name)) < 1:
                 raise UserError(f"timing protocol: {name} must be >= 1, got {getattr(self, name)}")
@@ -128,6 +142,8 @@ def protocol_description(protocol: TimingProtocol | None = None, **settings: Any
             "estimate": "lowest per-round median of per-call times",
             "timer": "cuda events"
             if protocol.device.startswith("cuda") and protocol.runtime == "torch"
+            else "time.thread_time_ns (CPU time of the calling thread)"
+            if protocol.clock == "thread"
             else "time.perf_counter_ns",
             "calls_per_read": "ceil(min_time_per_read / fastest of 3 single calls)",
             "samples_per_round": "max(repeats, ceil(min_time_per_round / read time))",
@@ -256,10 +272,17 @@ def _as_tuple(x: Inputs) -> tuple[torch.Tensor, ...]:
 class _Runner:
     """A prepared item: ``call()`` runs it once; ``timed_round`` gives per-call seconds."""
 
-    def __init__(self, key: str, call: Callable[[], Any], cuda: torch.device | None) -> None:
+    def __init__(
+        self,
+        key: str,
+        call: Callable[[], Any],
+        cuda: torch.device | None,
+        clock: Callable[[], int] = time.perf_counter_ns,
+    ) -> None:
         self.key = key
         self.call = call
         self.cuda = cuda
+        self.clock = clock
         self.inner = 1
         self.call_s = 1e-3
 
@@ -277,7 +300,7 @@ class _Runner:
             torch.cuda.synchronize(self.cuda)
             return np.array([s.elapsed_time(e) for s, e in zip(starts, ends)]) * 1e-3
         out = np.empty(n_reads)
-        clock = time.perf_counter_ns
+        clock = self.clock
         for j in range(n_reads):
             t0 = clock()
             for _ in range(inner):
@@ -311,14 +334,20 @@ def _make_runner(
                 f"item {item.key!r}: the onnxruntime runtime needs an nn.Module to export, "
                 f"got {type(fn).__name__}"
             )
-        return _onnx_runner(item.key, fn, args, protocol, device, tmpdir / f"item{index}.onnx")
+        runner = _onnx_runner(item.key, fn, args, protocol, device, tmpdir / f"item{index}.onnx")
+        runner.clock = _clock(protocol)
+        return runner
     if isinstance(fn, nn.Module):
         fn = fn.eval()
         if device.type != "cpu":
             fn = copy.deepcopy(fn).to(device)
     args = tuple(a.to(device) for a in args)
     cuda = device if device.type == "cuda" else None
-    return _Runner(item.key, lambda: fn(*args), cuda)
+    return _Runner(item.key, lambda: fn(*args), cuda, _clock(protocol))
+
+
+def _clock(protocol: TimingProtocol) -> Callable[[], int]:
+    return time.thread_time_ns if protocol.clock == "thread" else time.perf_counter_ns
 
 
 def _onnx_runner(

@@ -277,6 +277,8 @@ def _markdown(result: ValidationResult, command: str, png: str, csv_name: str) -
         "",
         f"Reproduce: `{command}`",
         "",
+        f"The table was made by: `{profile_command(meta, result.table_path)}`",
+        "",
         f"Measured {datetime.now(timezone.utc).isoformat(timespec='seconds')} on "
         f"{meta['processor']} ({platform.machine()}, {os.cpu_count()} logical cores), "
         f"{', '.join(f'{k} {v}' for k, v in meta['versions'].items())}; {meta['threads']} "
@@ -322,7 +324,10 @@ def _markdown(result: ValidationResult, command: str, png: str, csv_name: str) -
         f"spans enough calls to last {1e3 * proto['min_time_per_read']:.1f} ms; a round takes "
         f"max({proto['repeats']} reads, {1e3 * proto['min_time_per_round']:.0f} ms) and keeps the "
         f"median per-call time; {proto['rounds']} rounds interleaved over all networks in a "
-        "shuffled order; the estimate is the lowest round median. "
+        f"shuffled order; the estimate is the lowest round median. Timer: {proto['timer']}"
+        + (" (on a machine shared with other jobs, the time the scheduler gives to other "
+           "processes is left out; with one thread it equals an idle machine's wall time). "
+           if proto.get("clock") == "thread" else ". ")
         + ("ONNX Runtime: each network exported to ONNX and run in its own session "
            "(intra-op threads = threads, inter-op 1, sequential)."
            if meta["runtime"] == "onnxruntime"
@@ -342,6 +347,32 @@ def _markdown(result: ValidationResult, command: str, png: str, csv_name: str) -
     for note in result.notes:
         lines.append(f"- Note: {note}")
     return "\n".join(lines) + "\n"
+
+
+def profile_command(meta: dict[str, Any], out: str) -> str:
+    """The ``nas profile`` command that makes a table with this metadata (non-default protocol
+    settings spelled out)."""
+    from nas.latency.timing import TimingProtocol
+
+    proto, default = meta["protocol"], TimingProtocol()
+    device = "onnxruntime" if meta["runtime"] == "onnxruntime" else meta["device"]
+    cal_set = (meta.get("notes") or {}).get("calibration_set") or {}
+    parts = [
+        "nas profile --space", meta["space_name"], "--device", device,
+        "--threads", str(meta["threads"]), "--batch", str(meta["batch"]),
+        "--calibrate", str(len(cal_set.get("archs", []))),
+        "--seed", str(cal_set.get("seed", 0)),
+    ]
+    if proto.get("clock", "wall") != ("thread" if device in ("cpu", "onnxruntime")
+                                       and meta["threads"] == 1 else "wall"):
+        parts += ["--clock", proto.get("clock", "wall")]
+    flags = (("warmup", "--warmup", 1), ("repeats", "--repeats", 1), ("rounds", "--rounds", 1),
+             ("min_time_per_round", "--min-round-ms", 1e3),
+             ("min_time_per_read", "--min-read-ms", 1e3))
+    for name, flag, scale in flags:
+        if proto.get(name) != getattr(default, name):
+            parts += [flag, f"{proto[name] * scale:g}"]
+    return " ".join([*parts, "--out", out])
 
 
 def _write_plot(result: ValidationResult, path: Path) -> None:
