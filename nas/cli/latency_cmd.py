@@ -112,6 +112,8 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from nas.latency.space_profile import recalibrate_from_notes
     from nas.latency.table import LatencyTable
 
@@ -128,8 +130,10 @@ def run_merge(args: argparse.Namespace) -> int:
         check_table(merged, space)
         if not merged.meta.notes.get("calibration_set"):
             for t in tables:  # take the end-to-end measurements of any input
-                if t.meta.notes.get("calibration_set"):
-                    merged.meta.notes["calibration_set"] = t.meta.notes["calibration_set"]
+                record = t.meta.notes.get("calibration_set")
+                if record:
+                    notes = {**merged.meta.notes, "calibration_set": record}
+                    merged.meta = replace(merged.meta, notes=notes)
                     break
         cal = recalibrate_from_notes(merged, space)
         if cal is not None:

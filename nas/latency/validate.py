@@ -386,7 +386,8 @@ def _write_plot(result: ValidationResult, path: Path) -> None:
     axes = np.atleast_1d(axes)
     m = result.metrics
     _scatter(axes[0], result.measured, result.predicted, "measured (ms)", "predicted (ms)",
-             f"table vs device: {m['within10_pct']:.0f}% within 10%, tau {m['kendall_tau']:.2f}")
+             f"table vs device: {m['within10_pct']:.0f}% within 10%, tau {m['kendall_tau']:.2f}",
+             also=result.lut_sum)
     axes[0].scatter(result.measured, result.lut_sum, s=8, c="0.6", marker="x",
                     label="sum of unit medians (uncalibrated)")
     axes[0].legend(loc="upper left", fontsize=8)
@@ -403,9 +404,12 @@ def _write_plot(result: ValidationResult, path: Path) -> None:
     plt.close(fig)
 
 
-def _scatter(ax: Any, x: np.ndarray, y: np.ndarray, xlabel: str, ylabel: str, title: str) -> None:
-    lo = float(min(x.min(), y.min())) * 0.9
-    hi = float(max(x.max(), y.max())) * 1.1
+def _scatter(
+    ax: Any, x: np.ndarray, y: np.ndarray, xlabel: str, ylabel: str, title: str,
+    also: np.ndarray | None = None,
+) -> None:
+    values = np.concatenate([x, y] + ([also] if also is not None else []))
+    lo, hi = float(values.min()) * 0.9, float(values.max()) * 1.1
     line = np.array([lo, hi])
     ax.fill_between(line, line * 0.9, line * 1.1, color="tab:green", alpha=0.15, label="+/-10%")
     ax.plot(line, line, color="tab:green", lw=1)
