@@ -135,3 +135,11 @@ def test_hypervolume_invariants(f: np.ndarray, extra: np.ndarray) -> None:
 def test_three_objectives_nondominated() -> None:
     f = np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 3.0], [0.0, 5.0, 5.0], [1.0, 2.0, 3.0]])
     assert nondominated_mask(f).tolist() == [True, False, True, True]
+
+
+@settings(max_examples=80, deadline=None)
+@given(front=points, cand=points)
+def test_distance_to_front_matches_brute_force(front: np.ndarray, cand: np.ndarray) -> None:
+    gap = cand[:, None, :] - front[None, :, :]
+    brute = np.where((gap >= 0).all(axis=2), gap.min(axis=2), 0.0).max(axis=1)
+    np.testing.assert_allclose(distance_to_front_2d(cand, front), brute)

@@ -69,7 +69,7 @@ MULTI_ALGOS: dict[str, Factory] = {
     "Optuna NSGA-II (P=20, set_constraint)": lambda p, s: OptunaSearch(
         p, seed=s, sampler="nsga2", population_size=20),
     "ours: numpy NSGA-II (P=20)": lambda p, s: NSGA2(p, seed=s, population_size=20),
-    "ours: guided Pareto": lambda p, s: GuidedParetoSearch(p, seed=s, batch_fraction=0.2),
+    "ours: guided Pareto": lambda p, s: GuidedParetoSearch(p, seed=s),
 }
 
 
@@ -279,20 +279,25 @@ def main(argv: list[str] | None = None) -> int:
         out.append(f"- time: {s['seconds_per_k']:.3f} s per 1,000 evaluations vs target <= "
                    f"{MULTI_TIME_TARGET} — {_verdict(s['seconds_per_k'] <= MULTI_TIME_TARGET)}")
         out.append("")
+    g = SINGLE_ALGOS["ours: guided"](make_problem(table, [f"max:{nb201.VALID_COLUMN}"]), 0)
+    gp = GuidedParetoSearch(make_problem(table, [f"max:{nb201.VALID_COLUMN}", f"min:{DEVICES[0]}"]))
     out += [
         "## Notes",
         "",
-        "- 'ours: guided' (`nas.search.GuidedSearch`): Bayesian linear regression on cell features "
-        "(one-hot operations, one-hot operation sequence per input-output path, structural counts; "
-        "`nas.benchmarks.nb201_problem.cell_features`), refitted every 10 queries; each batch takes 2 "
-        "genomes best-predicted among 500 random ones (all 10 for the first 20 queries after 10 random "
-        "ones) and 8 best-predicted neighbours (one gene changed) of the 10 best genomes of the current "
-        "region; a region without improvement for 20 queries is a local optimum and the search restarts "
-        "from model-predicted genomes at least 3 genes away from it.",
-        "- 'ours: guided Pareto' (`nas.search.GuidedParetoSearch`): the same surrogate for both "
-        "objectives and the constraint; each batch (20, or 20% of the evaluations so far when more) "
-        "is chosen greedily by predicted hypervolume improvement over the feasible front among the "
-        "front's neighbours and 500 random genomes.",
+        f"- 'ours: guided' (`nas.search.GuidedSearch`, defaults): Bayesian linear regression on cell "
+        "features (one-hot operations, one-hot operation sequence per input-output path, structural "
+        f"counts; `nas.benchmarks.nb201_problem.cell_features`), refitted every {g.batch_size} queries "
+        f"after {g.n_init} random ones; each batch takes the {g.n_global} genomes best-predicted among "
+        f"{g.global_pool} random ones (the whole batch for the first {g.n_explore} model-guided "
+        f"queries) and the best-predicted neighbours (one gene changed) of the {g.n_centres} best "
+        f"genomes of the current region; a region without improvement for {g.patience} queries has "
+        "its best genome's untried neighbours evaluated, and if none is better it is a local optimum: "
+        f"the search restarts from model-predicted genomes at least {g.tabu_radius} genes away.",
+        f"- 'ours: guided Pareto' (`nas.search.GuidedParetoSearch`, defaults): the same surrogate for "
+        f"both objectives and the constraint; each batch ({gp.batch_size}, or "
+        f"{gp.batch_fraction:.0%} of the evaluations so far when more) is chosen greedily by predicted "
+        "hypervolume improvement over the feasible front, among the front's neighbours and "
+        f"{gp.global_pool} random genomes, then by predicted distance behind the front.",
         "- Optuna runs through `nas.search.OptunaSearch` (`study.ask`/`study.tell`, constraints with "
         "`trial.set_constraint`). A suggestion of an already-evaluated cell is told its stored values "
         "and does not count as a query, for every searcher alike.",

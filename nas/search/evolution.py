@@ -85,8 +85,7 @@ class RegularizedEvolution(_Evolutionary):
             for _ in range(self.batch_size)
         ])
         parents = population[samples[np.arange(self.batch_size), np.argmin(ranks[samples], axis=1)]]
-        rate = None if self.mutation_rate > 0 else 0.0
-        rate = self.mutation_rate if self.mutation_rate > 0 else rate
+        rate = self.mutation_rate  # 0: exactly one gene changes
         children = mutate(self.history.genes[parents], self.problem.cardinalities, self.rng, rate=rate)
         return self._unique_children(children, rate)
 

@@ -109,7 +109,7 @@ class GuidedSearch(Searcher):
         problem: Problem,
         *,
         seed: int = 0,
-        n_init: int = 10,
+        n_init: int = 8,
         batch_size: int = 10,
         n_explore: int = 20,
         n_global: int = 2,
@@ -118,6 +118,7 @@ class GuidedSearch(Searcher):
         patience: int = 20,
         tabu_radius: int = 3,
         restart_size: int = 10,
+        polish: bool = True,
         clip_quantile: float = 0.5,
         alpha: float | None = None,
         noise: float = 0.1,
@@ -143,6 +144,7 @@ class GuidedSearch(Searcher):
         self.patience = patience
         self.tabu_radius = tabu_radius
         self.restart_size = restart_size
+        self.polish = polish
         self.clip_quantile = clip_quantile
         self.alpha = alpha
         self.noise = noise
@@ -200,7 +202,12 @@ class GuidedSearch(Searcher):
         region = np.arange(self._region_start, len(genes))
         if self.patience and len(region):
             best = int(np.argmin(self._ranks(region)))
-            if len(region) - 1 - best >= self.patience:  # a local optimum: restart elsewhere
+            if len(region) - 1 - best >= self.patience:
+                # stagnation: first evaluate the best genome's remaining neighbours (certify it);
+                # if none is better, it is a local optimum and the search restarts elsewhere
+                untried = self._keep_new(neighbours(genes[region[best]], self.problem.cardinalities))
+                if self.polish and len(untried):
+                    return self._best_predicted(model, untried, self.batch_size)
                 self._basins = np.concatenate([self._basins, genes[region[best]][None]])
                 self._region_start = len(genes)
                 return self._best_predicted(model, self._global_pool(), self.restart_size)

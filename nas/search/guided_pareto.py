@@ -20,7 +20,7 @@ import numpy as np
 from nas.search.base import Searcher
 from nas.search.constraints import total_violation
 from nas.search.guided import FeatureCache, neighbours
-from nas.search.pareto import feasible_front_mask
+from nas.search.pareto import feasible_front_mask, nondominated_mask
 from nas.search.problem import Evaluation, Problem
 from nas.search.surrogate import BayesianLinear
 
@@ -45,13 +45,30 @@ def hypervolume_improvement_2d(
 
 def distance_to_front_2d(candidates: np.ndarray, front: np.ndarray) -> np.ndarray:
     """How far each candidate (p, 2) lies behind ``front`` (k, 2), all minimised: over the front
-    points that dominate it, the largest of their smallest per-objective gaps; 0 when no front point
-    dominates it, (p,)."""
-    if len(front) == 0 or len(candidates) == 0:
-        return np.zeros(len(candidates))
-    gap = candidates[:, None, :] - front[None, :, :]  # (p, k, 2), >= 0 where the front is better
-    dominated_by = (gap >= 0).all(axis=2)
-    return np.where(dominated_by, gap.min(axis=2), 0.0).max(axis=1)
+    points that dominate it (weakly), the largest of their smallest per-objective gaps; 0 when no
+    front point dominates it, (p,). O(p log k): on the non-dominated front sorted by the first
+    objective, a candidate's dominators form a contiguous run along which one gap shrinks while the
+    other grows, so the best one sits where ``f0 - f1`` crosses ``c0 - c1`` (a binary search)."""
+    cand = np.asarray(candidates, dtype=np.float64).reshape(-1, 2)
+    out = np.zeros(len(cand))
+    f = np.asarray(front, dtype=np.float64).reshape(-1, 2)
+    if len(f) == 0 or len(cand) == 0:
+        return out
+    f = f[nondominated_mask(f)]
+    f = f[np.lexsort((f[:, 1], f[:, 0]))]  # f0 ascending, f1 descending
+    f0, f1 = f[:, 0], f[:, 1]
+    hi = np.searchsorted(f0, cand[:, 0], side="right")  # dominators have index < hi (f0 <= c0)
+    lo = np.searchsorted(-f1, -cand[:, 1], side="left")  # ... and index >= lo (f1 <= c1)
+    has = lo < hi
+    cross = np.searchsorted(f0 - f1, cand[:, 0] - cand[:, 1], side="right")
+    best = np.zeros(len(cand))
+    for j in (cross - 1, cross):
+        j = np.clip(j, lo, np.maximum(hi - 1, lo))
+        j = np.clip(j, 0, len(f) - 1)
+        gap = np.minimum(cand[:, 0] - f0[j], cand[:, 1] - f1[j])
+        best = np.maximum(best, np.where(has, gap, 0.0))
+    out[:] = np.clip(best, 0.0, None)
+    return out
 
 
 SEQUENTIAL_PICKS = 20  # picks per batch chosen one by one against the updated virtual front
