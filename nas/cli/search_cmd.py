@@ -1,0 +1,136 @@
+"""``nas search``: constrained multi-objective search over a space; writes the Pareto front."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+
+from nas.search.space_search import ALGOS, SAMPLERS, run_search
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "search",
+        help="constrained search (evolution, MILP, Optuna, random); writes the Pareto front",
+        description=(
+            "Search a space for architectures that optimise the objectives under the "
+            "constraints. Accuracy comes from a predictor (--predictor, from 'nas fit') or is "
+            "measured with a trained supernet on the validation split (--run without "
+            "--predictor); latency from a table (--lut, from 'nas profile'); FLOPs, MACs, params "
+            "and memory are exact. Constraints no architecture can meet are reported before "
+            "searching with the smallest achievable value of each constrained quantity (exit "
+            "code 2). Every emitted architecture is re-checked against every constraint. Writes "
+            "front.csv, evaluated.csv, pareto.png, front/<arch_id>.json (what 'nas export --arch "
+            "ID' finds), search.json and state.json (--resume continues)."
+        ),
+        epilog=(
+            "metrics: accuracy (percent) and val_acc (fraction), latency_ms, flops, macs, "
+            "params, memory (peak activation bytes), param_memory (weight bytes). "
+            "Examples: --objective max:accuracy --objective min:latency_ms --constraint "
+            "latency_ms<=5 --constraint memory<=512KB --constraint flops<=60M"
+        ),
+    )
+    p.add_argument("--space", required=True, help="shipped space name or a YAML file")
+    p.add_argument("--out", required=True, help="output folder, e.g. results/<run>/search/")
+    p.add_argument("--objective", action="append", required=True, metavar="[max:|min:]METRIC",
+                   help="objective; repeat for a Pareto front (e.g. max:accuracy, min:latency_ms)")
+    p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=VALUE[UNIT]",
+                   help="constraint; repeatable (latency_ms<=5, flops<=60M, memory<=512KB, "
+                        "params<=1.5M)")
+    p.add_argument("--algo", choices=ALGOS, default="evolution",
+                   help="evolution (NSGA-II for several objectives, regularised evolution for "
+                        "one), mp (exact MILP), optuna, random (default evolution)")
+    p.add_argument("--budget", type=int, default=1000,
+                   help="architectures to evaluate (1000); for mp the number of MILP solutions "
+                        "is --mp-points")
+    p.add_argument("--seed", type=int, default=0, help="seed (0): same seed, same search")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the search in --out (same settings; --budget may grow)")
+    src = p.add_argument_group("what the metrics come from")
+    src.add_argument("--predictor", default=None, help="accuracy predictor folder ('nas fit')")
+    src.add_argument("--lut", default=None, help="latency table CSV ('nas profile')")
+    src.add_argument("--run", default=None,
+                     help="trained supernet run ('nas train'): accuracy is measured on the "
+                          "validation split when no --predictor is given")
+    src.add_argument("--workers", type=int, default=1,
+                     help="parallel measurements with --run (local processes, or Ray CPUs)")
+    src.add_argument("--device", default="cpu", help="device for measurements (cpu, cuda)")
+    algo = p.add_argument_group("algorithm options")
+    algo.add_argument("--population", type=int, default=None,
+                      help="population of NSGA-II / regularised evolution / Optuna NSGA-II (20)")
+    algo.add_argument("--sampler", choices=SAMPLERS, default=None,
+                      help="optuna: tpe or nsga2 (default nsga2 for several objectives, tpe "
+                           "for one)")
+    algo.add_argument("--storage", default=None,
+                      help="optuna: any Optuna storage URL (sqlite:///study.db, ...) to watch the "
+                           "study with Optuna's tools; default in memory, resumable from "
+                           "state.json")
+    algo.add_argument("--study-name", default=None,
+                      help="optuna: study name (nas-search-<space>-seed<seed>)")
+    algo.add_argument("--mp-points", type=int, default=None,
+                      help="mp: solutions (top-k for one objective, swept bounds for two); "
+                           "default min(--budget, 20)")
+    algo.add_argument("--ray-address", default=None,
+                      help="optuna: run trials as Ray Tune trials; measured accuracy: measure as "
+                           "Ray tasks. 'local' (a new local instance), 'auto' or HOST:PORT")
+    ref = p.add_argument_group("LINAS-style refinement (needs --run and --predictor)")
+    ref.add_argument("--validate-every", type=int, default=None, metavar="N",
+                     help="every N evaluations measure the front's best candidates with the "
+                          "supernet, refit the predictor on its samples plus them, continue")
+    ref.add_argument("--validate-top", type=int, default=5,
+                     help="candidates measured per round (5)")
+    ref.add_argument("--samples", default=None,
+                     help="the predictor's training samples CSV (default: the path in its card)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    except ImportError:  # pragma: no cover - optuna is a dependency
+        pass
+    outcome = run_search(
+        args.space,
+        objectives=args.objective,
+        constraints=args.constraint,
+        algo=args.algo,
+        budget=args.budget,
+        seed=args.seed,
+        predictor=args.predictor,
+        table=args.lut,
+        run_dir=args.run,
+        out=args.out,
+        validate_every=args.validate_every,
+        ray_address=args.ray_address,
+        progress=not args.no_progress,
+        sampler=args.sampler,
+        storage=args.storage,
+        study_name=args.study_name,
+        resume=args.resume,
+        population=args.population,
+        mp_points=args.mp_points,
+        validate_top=args.validate_top,
+        samples=args.samples,
+        workers=args.workers,
+        device=args.device,
+        command=shlex.join(["nas", *sys.argv[1:]]) if sys.argv else None,
+    )
+    s = outcome.summary
+    counts, timings = s["counts"], s["timings"]
+    print(f"{s['space']['name']}: {args.algo}, {counts['evaluated']} architectures evaluated "
+          f"({counts['feasible']} feasible) in {timings['search_s']:.2f} s; "
+          f"front of {counts['front']}")
+    names = list(outcome.result.objective_names)
+    for m in outcome.front[:10]:
+        values = ", ".join(f"{n}={m.metrics[n]:.6g}" for n in names)
+        print(f"  {m.arch_id}  {values}  {m.arch.to_str()}")
+    if len(outcome.front) > 10:
+        print(f"  ... {len(outcome.front) - 10} more in front.csv")
+    print(f"wrote {args.out} (front.csv, evaluated.csv, pareto.png, front/, search.json)")
+    return 0
