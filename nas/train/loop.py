@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -52,6 +53,9 @@ from nas.train.rundir import (
     write_space,
 )
 from nas.train.schedules import largest, phase_of, smallest, step_archs
+
+if TYPE_CHECKING:  # distributed training (nas.train.distributed) imports this module
+    from nas.train.distributed import DistributedContext
 
 SAMPLER_STREAM = 1  # spawn key of the subnet sampler's SeedSequence (the loader uses [seed, epoch])
 
@@ -156,12 +160,14 @@ def train(
     resume: bool = False,
     progress: bool = True,
     echo: bool | None = None,
+    distributed: DistributedContext | None = None,
 ) -> TrainResult:
     """Train a supernet as ``config`` says, writing the run folder ``out_dir`` (see
     :mod:`nas.train.rundir`). With ``resume``, continue from ``out_dir/checkpoint.pt`` (checked:
     same space, settings and data); without it, refuse a folder that already holds a run.
     ``progress`` shows a bar per epoch; ``echo`` (default: same as ``progress``) also prints the
-    log lines to stderr.
+    log lines to stderr. ``distributed``: this process is one worker of a data-parallel run
+    (see :mod:`nas.train.distributed`; None, the default, is the single-process run).
 
     Raises :class:`TrainingDiverged` on a non-finite loss (the last checkpoint is kept) and
     :class:`nas.errors.IncompatibleFileError` on a bad checkpoint (nothing is written then).
@@ -192,7 +198,9 @@ def train(
     try:
         with _isolated_rng(device):
             log = RunLog(paths.log, echo=progress if echo is None else echo)
-            return _run(config, paths, space, splits, fixed, device, state, progress, log)
+            return _run(
+                config, paths, space, splits, fixed, device, state, progress, log, distributed
+            )
     finally:
         torch.set_num_threads(threads_before)
 
@@ -213,6 +221,7 @@ class _Run:
     sampler: np.random.Generator
     log: RunLog
     progress: bool
+    dist: DistributedContext | None = None  # data-parallel hooks (None: one process)
 
 
 def _run(
@@ -225,6 +234,7 @@ def _run(
     state: dict | None,
     progress: bool,
     log: RunLog,
+    dist: DistributedContext | None = None,
 ) -> TrainResult:
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -257,6 +267,7 @@ def _run(
         sampler=np.random.default_rng(seq),
         log=log,
         progress=progress,
+        dist=dist,
     )
     history: list[dict] = []
     start = 0
@@ -348,6 +359,8 @@ def _step(run: _Run, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) ->
         phase_fractions=cfg.phase_fractions,
         arch=run.fixed,
     )
+    if run.dist is not None:  # data-parallel: this rank's shard of the global batch
+        x, y = run.dist.on_step(archs, x, y)
     run.optimizer.zero_grad(set_to_none=True)
     inputs: dict[int, torch.Tensor] = {}
     teacher = None
@@ -375,6 +388,8 @@ def _step(run: _Run, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) ->
         _stop_unless_finite(run, loss.detach(), "the loss", epoch, step, arch)
         loss.backward()  # gradients of all subnets accumulate; one optimizer step below
         losses.append(float(loss.detach()))
+    if run.dist is not None:  # data-parallel: average gradients and losses over the ranks
+        losses = run.dist.after_backward(run.model, losses)
     if cfg.grad_clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
         _stop_unless_finite(run, norm, "the gradient norm", epoch, step, None)
@@ -412,6 +427,8 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
         n_subnets += len(losses)
         bar.update(1)
         bar.set_postfix(loss=f"{teacher_sum / (step + 1):.3f}")
+    if run.dist is not None:  # data-parallel: check that every rank trained the same subnets
+        run.dist.end_epoch(epoch, run.log)
     row: dict = {
         "epoch": epoch + 1,
         "phase": phase,
@@ -422,7 +439,8 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
         "epoch_s": time.perf_counter() - t0,
         "epoch_cpu_s": time.process_time() - c0,
     }
-    if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+    evaluates = run.dist is None or run.dist.is_main  # data-parallel: rank 0 validates
+    if evaluates and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
         row.update(_evaluate(run))
         accs = {k[len("val_acc_") :]: v for k, v in row.items() if k.startswith("val_acc_")}
         bar.set_postfix(
