@@ -82,7 +82,6 @@ def _validate_command(args: argparse.Namespace, out: object) -> str:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from nas.latency.table import LatencyTable
     from nas.latency.validate import (
         default_report_path,
         summary_lines,
@@ -92,18 +91,16 @@ def run_validate(args: argparse.Namespace) -> int:
     from nas.spaces import load_space
 
     space = load_space(args.space)
-    table = LatencyTable.load(args.table, expected_space_hash=space.hash())
     result = validate_table(
         space,
-        table,
+        args.table,
         n=args.n,
         repeat_subset=args.repeat_subset,
         seed=args.seed,
         progress=not args.no_progress,
         say=lambda text: print(f"nas latency validate: {text}", file=sys.stderr, flush=True),
     )
-    result.table_path = str(LatencyTable.paths(args.table)[0])
-    out = args.out if args.out is not None else default_report_path(table)
+    out = args.out if args.out is not None else default_report_path(result)
     md, png, csv = write_report(result, out, _validate_command(args, out))
     for line in summary_lines(result):
         print(line)

@@ -84,11 +84,6 @@ def protocol_of(table: LatencyTable) -> TimingProtocol:
     return TimingProtocol(**{k: v for k, v in table.meta.protocol.items() if k in names})
 
 
-def device_label(meta: TableMeta) -> str:
-    """``cpu_onnxruntime``, ``cpu_torch``, ``cuda0_torch``: a file-name-safe device + runtime."""
-    return f"{meta.device.replace(':', '')}_{meta.runtime}"
-
-
 # ----- architecture sets ----------------------------------------------------------------------
 
 

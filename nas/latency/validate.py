@@ -36,7 +36,6 @@ from nas.errors import IncompatibleFileError
 from nas.io import atomic_write, atomic_write_text
 from nas.latency.environment import parse_device
 from nas.latency.space_profile import (
-    device_label,
     measure_networks,
     protocol_of,
     stored_calibration_archs,
@@ -112,6 +111,7 @@ class ValidationResult:
 
     @property
     def label(self) -> str:
+        """``cpu_onnxruntime``, ``cuda0_torch``: the device and runtime, file-name safe."""
         return f"{self.table_meta['device'].replace(':', '')}_{self.table_meta['runtime']}"
 
 
@@ -418,6 +418,6 @@ def _scatter(
     ax.title.set_fontsize(9)
 
 
-def default_report_path(table: LatencyTable) -> Path:
+def default_report_path(result: ValidationResult) -> Path:
     """``results/benchmarks/latency_<device>_<runtime>.md``."""
-    return Path("results") / "benchmarks" / f"latency_{device_label(table.meta)}.md"
+    return Path("results") / "benchmarks" / f"latency_{result.label}.md"
