@@ -6,12 +6,15 @@ After ``n_init`` random genomes, each batch of ``batch_size``:
    clipped from below at its ``clip_quantile`` so the model spends its capacity on the good region,
    plus one output per constraint);
 2. takes ``n_global`` genomes with the best predicted score from ``global_pool`` random ones (the
-   whole batch while fewer than ``n_init + n_explore`` genomes are known): a global model, fitted on
-   spread-out data, points to good regions that a local search would not reach;
+   whole batch while fewer than ``n_init + n_explore`` genomes are known). These *exploratory* picks
+   are scored by a second model fitted only on the exploratory genomes (random starts, global picks,
+   restarts): a local search piles its samples into one basin, and a model fitted on them keeps
+   pointing back there, while the spread-out sample still points to good regions elsewhere;
 3. fills the rest with the best-predicted genomes one gene away from the ``n_centres`` best genomes
    of the current *region* (a local search steered by the model).
 
-A region that has not improved for ``patience`` evaluations is a local optimum: its best genome
+When a region has not improved for ``patience`` evaluations, the untried neighbours of its best
+genome are evaluated (``polish``); if none is better, that genome is a certified local optimum and
 becomes a *basin* (no genome within ``tabu_radius`` genes of a basin is used as a centre again, nor
 proposed by a restart), and a new region starts from the ``restart_size`` best-predicted genomes
 far from every basin. Predicted constraint violations are penalised and evaluated infeasible genomes
@@ -152,6 +155,8 @@ class GuidedSearch(Searcher):
         self._region_start = 0
         self._basins = np.zeros((0, problem.n_genes), dtype=np.int64)
         self._cache = FeatureCache(problem.features)
+        self._explore_flags: list[bool] = []  # per history row: was it an exploratory pick?
+        self._explore_pending: set = set()  # keys of exploratory picks not told yet
 
     # ------------------------------------------------------------ features and model
     def _features(self, genes: np.ndarray) -> np.ndarray:
@@ -159,6 +164,14 @@ class GuidedSearch(Searcher):
 
     def _observe(self, genes: np.ndarray, evaluation: Evaluation) -> None:
         self._cache.sync(self.history.genes)
+        for key in self.history.keys(genes):
+            self._explore_flags.append(key in self._explore_pending)
+            self._explore_pending.discard(key)
+
+    def _exploratory(self, genes: np.ndarray) -> np.ndarray:
+        """Mark proposals as exploratory (their evaluations train the global model)."""
+        self._explore_pending.update(self.history.keys(genes))
+        return genes
 
     def _fit(self) -> BayesianLinear:
         X = self._cache.sync(self.history.genes)
@@ -167,6 +180,20 @@ class GuidedSearch(Searcher):
         targets = np.column_stack([np.maximum(utility, floor), self.history.constraints])
         alpha = self.alpha if self.alpha is not None else float(np.mean(X.sum(axis=1)))
         return BayesianLinear(alpha=alpha, noise=self.noise).fit(X, targets, **self._cache.products())
+
+    def _fit_exploratory(self, local: BayesianLinear) -> BayesianLinear:
+        """The model of the exploratory genomes only (``local`` when there are too few)."""
+        X = self._cache.X
+        idx = np.flatnonzero(np.asarray(self._explore_flags, dtype=bool))
+        if len(idx) < self.n_init or len(idx) == len(X):
+            return local
+        utility = -self.history.objectives[idx, self.objective]
+        floor = np.sort(utility)[int(self.clip_quantile * (len(utility) - 1))]
+        targets = np.column_stack([np.maximum(utility, floor), self.history.constraints[idx]])
+        alpha = self.alpha if self.alpha is not None else float(np.mean(X.sum(axis=1)))
+        gram = self._cache.gram
+        extra = {"gram": gram[np.ix_(idx, idx)]} if gram is not None else {}
+        return BayesianLinear(alpha=alpha, noise=self.noise).fit(X[idx], targets, **extra)
 
     def _score(self, model: BayesianLinear, genes: np.ndarray) -> np.ndarray:
         """Predicted utility minus a large penalty per unit of predicted constraint violation."""
@@ -196,8 +223,9 @@ class GuidedSearch(Searcher):
     def _propose(self) -> np.ndarray:
         n_known = len(self.history) + len(self._pending)
         if n_known < self.n_init:
-            return self.random_new(self.n_init - n_known)
+            return self._exploratory(self.random_new(self.n_init - n_known))
         model = self._fit()
+        explorer = self._fit_exploratory(model)
         genes = self.history.genes
         region = np.arange(self._region_start, len(genes))
         if self.patience and len(region):
@@ -210,9 +238,10 @@ class GuidedSearch(Searcher):
                     return self._best_predicted(model, untried, self.batch_size)
                 self._basins = np.concatenate([self._basins, genes[region[best]][None]])
                 self._region_start = len(genes)
-                return self._best_predicted(model, self._global_pool(), self.restart_size)
+                return self._exploratory(
+                    self._best_predicted(explorer, self._global_pool(), self.restart_size))
         n_global = self.batch_size if n_known < self.n_init + self.n_explore else self.n_global
-        picks = self._best_predicted(model, self._global_pool(), n_global)
+        picks = self._exploratory(self._best_predicted(explorer, self._global_pool(), n_global))
         centres = region[hamming_far(genes[region], self._basins, self.tabu_radius)]
         if len(centres) == 0:
             centres = region if len(region) else np.arange(len(genes))
@@ -225,10 +254,16 @@ class GuidedSearch(Searcher):
 
     # ------------------------------------------------------------ state
     def _extra_state(self) -> dict[str, Any]:
-        return {"region_start": self._region_start, "basins": self._basins.tolist()}
+        pending = [g for g in self._queue.tolist()
+                   if self.history.keys(np.asarray([g]))[0] in self._explore_pending]
+        return {"region_start": self._region_start, "basins": self._basins.tolist(),
+                "explore_flags": list(self._explore_flags), "explore_queued": pending}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self._region_start = int(state.get("region_start", 0))
         basins = np.asarray(state.get("basins", []), dtype=np.int64)
         self._basins = basins.reshape(-1, self.problem.n_genes)
         self._cache = FeatureCache(self.problem.features)
+        self._explore_flags = [bool(f) for f in state.get("explore_flags", [])]
+        queued = np.asarray(state.get("explore_queued", []), dtype=np.int64).reshape(-1, self.problem.n_genes)
+        self._explore_pending = set(self.history.keys(queued)) if len(queued) else set()
