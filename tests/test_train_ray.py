@@ -202,3 +202,37 @@ def test_two_ray_workers_train_the_same_subnets_and_resume(data_spec, tmp_path, 
     assert epoch["epoch"] == 2 and len({r["digest"] for r in epoch["ranks"]}) == 1
     assert epoch["ranks"][0]["digest"] == replay_digest(two, epoch["ranks"][0]["steps"], 1)
     assert "resumed" in (out / "train.log").read_text()
+
+
+def _cli(*argv: str):
+    import argparse
+
+    from nas.cli import train_cmd
+
+    parser = argparse.ArgumentParser()
+    train_cmd.register(parser.add_subparsers())
+    return parser.parse_args(["train", *argv])
+
+
+def test_cli_routes_workers_to_ray_train(data_spec, tmp_path, monkeypatch, capsys):
+    import nas.train.distributed as dist_mod
+    from nas.train.distributed import DistributedTrainResult
+
+    calls = []
+
+    def fake(config, out, *, workers, address, resume):
+        calls.append((config.epochs, workers, address, resume))
+        row = {"epoch": 1, "val_acc_largest": 0.5, "val_acc_smallest": 0.25}
+        return DistributedTrainResult(tmp_path, workers, [row], {}, 1.0)
+
+    monkeypatch.setattr(dist_mod, "train_distributed", fake)
+    base = ("--out", str(tmp_path / "r"), "--space", SPACE, "--data", data_spec, "--epochs", "1")
+    args = _cli(*base, "--workers", "2")
+    assert args.func(args) == 0
+    args = _cli(*base, "--ray-address", "auto")
+    assert args.func(args) == 0
+    assert calls == [(1, 2, None, False), (1, 1, "auto", False)]
+    assert "on 2 workers" in capsys.readouterr().out
+    with pytest.raises(UserError, match="--workers 0"):
+        args = _cli(*base, "--workers", "0")
+        args.func(args)

@@ -87,6 +87,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder, e.g. results/my-run/")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # Data-parallel training over Ray Train workers (nas.train.distributed); not a TrainConfig
+    # setting: it decides where the run executes, and a run may be resumed with other workers.
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="data-parallel Ray Train workers (default 1: this process, no Ray); --batch-size "
+        "stays the global batch, split across the workers",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray for --workers: 'local' (default with --workers > 1: a new local instance of "
+        "--workers CPUs), 'auto' or HOST:PORT (a cluster; --out must be shared by all nodes). "
+        "See docs/ray.md",
+    )
     for name, kw in _OPTIONS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kw)
     p.set_defaults(func=run)
@@ -117,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
     from nas.train import train
 
     config = build_config(args)
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers}: expected a positive number of workers")
+    if args.ray_address is not None or (args.workers or 1) > 1:
+        return _run_distributed(args, config)
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress, echo=True)
     last = result.history[-1] if result.history else {}
     accs = {
@@ -126,6 +146,32 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{result.run_dir}: {len(result.history)} epochs"
         + (f"; validation accuracy {summary}" if summary else ""),
+        file=sys.stdout,
+    )
+    return 0
+
+
+def _run_distributed(args: argparse.Namespace, config: TrainConfig) -> int:
+    """``--workers`` / ``--ray-address``: the same loop, data-parallel over Ray Train workers."""
+    from nas.train.distributed import train_distributed
+
+    workers = 1 if args.workers is None else args.workers
+    print(
+        f"training on {workers} Ray Train worker(s) ({args.ray_address or 'local'}); "
+        f"progress: {Path(args.out) / 'train.log'}",
+        file=sys.stderr,
+    )
+    result = train_distributed(
+        config, args.out, workers=workers, address=args.ray_address, resume=args.resume
+    )
+    last = result.history[-1] if result.history else {}
+    accs = {
+        k[len("val_acc_") :]: v for k, v in last.items() if k.startswith("val_acc_") and v != ""
+    }
+    summary = ", ".join(f"{k} {100 * v:.2f}%" for k, v in accs.items())
+    print(
+        f"{result.run_dir}: {len(result.history)} epochs on {workers} workers in "
+        f"{result.wall_s:.1f}s" + (f"; validation accuracy {summary}" if summary else ""),
         file=sys.stdout,
     )
     return 0
