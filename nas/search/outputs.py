@@ -38,6 +38,8 @@ from nas.search.result import SearchResult
 REPORTED: tuple[str, ...] = ("accuracy", "val_acc", "latency_ms", "flops", "macs", "params",
                              "param_memory", "memory", "deepmad_score")
 FRONT_DIR = "front"
+REFINE_COLUMNS: tuple[str, ...] = ("round", "evaluations", "arch_id", "arch", "predicted_val_acc",
+                                   "measured_val_acc", "error")
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,17 @@ def front_frame(
 
 
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+    """Floats at full (round-trip) precision; integer-valued float columns (FLOPs, params, bytes)
+    as integers."""
+    frame = frame.copy()
+    for name in frame.columns:
+        col = frame[name]
+        if col.dtype.kind == "f" and len(col) and col.notna().all():
+            values = col.to_numpy()
+            if np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
+                frame[name] = values.astype(np.int64)
     buf = io.StringIO()
-    frame.to_csv(buf, index=False, float_format="%.10g")
+    frame.to_csv(buf, index=False)
     return atomic_write_text(path, buf.getvalue())
 
 
@@ -255,6 +266,7 @@ def write_outputs(
     write_front_jsons(out, front, {"space": dict(space or {})})
     paths["front_dir"] = out / FRONT_DIR
     if refine_records:
-        paths["refine"] = write_csv(out / "refine.csv", pd.DataFrame(list(refine_records)))
+        paths["refine"] = write_csv(out / "refine.csv",
+                                    pd.DataFrame(list(refine_records), columns=list(REFINE_COLUMNS)))
     paths["summary"] = atomic_write_json(out / "search.json", dict(summary))
     return paths

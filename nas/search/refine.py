@@ -170,12 +170,15 @@ class Refiner:
 
     def save_predictor(self, directory: str | os.PathLike) -> Path | None:
         """Save the refitted predictor (``nas fit``'s format) if any round measured something."""
-        from predictors.persistence import save_predictor
+        from predictors import persistence
 
         if not self.new:
             return None
         pred = self.problem.predictor
-        return Path(save_predictor(pred.estimator, directory, dict(pred.card))).parent
+        reserved = set(getattr(persistence, "_RESERVED", ()))  # written by save_predictor itself
+        card = {k: v for k, v in pred.card.items() if k not in reserved and k != "cv"}
+        card["samples"] = {**(card.get("samples") or {}), "refined_with": len(self.new)}
+        return Path(persistence.save_predictor(pred.estimator, directory, card)).parent
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

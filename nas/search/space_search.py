@@ -668,7 +668,7 @@ def _search_loop(job: _Job) -> SearchResult:
             restore_sampler_rng(searcher.study.sampler, state["optuna_rng"])
         job.resumed_at = len(searcher.history)
         metrics = searcher.history.evaluation.metrics
-        if job.measured is not None and "val_acc" in metrics:
+        if problem.accuracy_source == "measured" and "val_acc" in metrics:
             ids = [a.arch_id() for a in problem.decode(searcher.history.genes)]
             job.measured.remember(ids, metrics["val_acc"])
 
