@@ -432,3 +432,23 @@ def test_space_yaml_round_trip():
     for name in ("hybrid-tiny", "hybrid-cifar", "ofa-mbv3"):
         space = load_space(name)
         assert space_from_dict(space_to_dict(space)).hash() == space.hash()
+
+
+def test_benchmark_replay_of_the_sampler_matches_training(data_spec, tmp_path, monkeypatch):
+    from nas.benchmarks.supernet_digits import slot_updates
+
+    seen: dict = {}
+    real = loop_mod.step_archs
+
+    def record(*args, **kw):
+        archs = real(*args, **kw)
+        for arch in archs:
+            for i, stage in enumerate(arch.stages):
+                for j, layer in enumerate(stage.layers):
+                    seen[(i, j, layer.kind)] = seen.get((i, j, layer.kind), 0) + 1
+        return archs
+
+    monkeypatch.setattr(loop_mod, "step_archs", record)
+    cfg = tiny_config(data_spec, epochs=2, schedule="progressive", eval_every=2)
+    train(cfg, tmp_path / "r", progress=False)
+    assert slot_updates(cfg, 300 // 32) == seen

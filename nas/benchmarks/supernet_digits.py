@@ -35,7 +35,8 @@ from nas.costs import costs
 from nas.errors import UserError
 from nas.io import atomic_write_json, atomic_write_text
 from nas.spaces import load_space
-from nas.train import TrainConfig, evaluate_subnet, load_supernet, train
+from nas.train import TrainConfig, evaluate_subnet, load_supernet, step_archs, train
+from nas.train.loop import SAMPLER_STREAM
 from nas.train.rundir import RunPaths
 
 SCHEDULES = ("sandwich", "progressive", "delayed")
@@ -92,6 +93,61 @@ def ensure_run(run_dir: Path, config: TrainConfig, *, progress: bool) -> dict:
     return record
 
 
+def slot_updates(config: TrainConfig, steps_per_epoch: int) -> dict[tuple[int, int, str], int]:
+    """How many steps trained each (stage, layer slot, kind): a replay of the run's seeded subnet
+    sampler (the schedule is a pure function of it), no training needed."""
+    space = load_space(config.space)
+    sampler = np.random.default_rng(
+        np.random.SeedSequence(config.seed, spawn_key=(SAMPLER_STREAM,))
+    )
+    counts: dict[tuple[int, int, str], int] = {}
+    for epoch in range(config.epochs):
+        for _ in range(steps_per_epoch):
+            archs = step_archs(
+                config.schedule,
+                space,
+                epoch,
+                config.epochs,
+                sampler,
+                sandwich_n=config.sandwich_n,
+                delay_fraction=config.delay_fraction,
+                phase_fractions=config.phase_fractions,
+            )
+            for arch in archs:
+                for i, stage in enumerate(arch.stages):
+                    for j, layer in enumerate(stage.layers):
+                        key = (i, j, layer.kind)
+                        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def coverage_lines(base: TrainConfig, steps_per_epoch: int) -> list[str]:
+    space = load_space(SPACE)
+    hybrid = [i for i, st in enumerate(space.stages) if len(st.kinds) > 1]
+    width = max(space.stages[i].max_depth for i in hybrid)
+    lines = [
+        "## How often each layer slot was trained",
+        "",
+        "Subnet-steps that trained each (stage, layer slot, kind) of the hybrid stages, counted by "
+        f"replaying each run's seeded sampler ({base.epochs} epochs x {steps_per_epoch} steps). "
+        "Weights that few subnets use stay under-trained: random subnets are built from them.",
+        "",
+        "| schedule | stage | kind | " + " | ".join(f"slot {j + 1}" for j in range(width)) + " |",
+        "| --- | --- | --- | " + " | ".join("---:" for _ in range(width)) + " |",
+    ]
+    for schedule in SCHEDULES:
+        counts = slot_updates(replace(base, schedule=schedule), steps_per_epoch)
+        for i in hybrid:
+            st = space.stages[i]
+            for kind in st.kinds:
+                cells = [
+                    str(counts.get((i, j, kind), 0)) if j < st.max_depth else ""
+                    for j in range(width)
+                ]
+                lines.append(f"| {schedule} | {st.name} | {kind} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def _fmt_acc(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -102,6 +158,7 @@ def build_report(
     archs: list[tuple[str, Architecture]],
     timing: dict[str, dict],
     acc: dict[str, list[float]],
+    steps_per_epoch: int,
     command: str,
     threads: int,
 ) -> tuple[str, str]:
@@ -174,7 +231,10 @@ def build_report(
         lines.append(
             f"| {name} | {c.macs / 1e6:.1f} | {c.params / 1e3:.0f} | {vals} | `{arch.to_str()}` |"
         )
+    from scipy.stats import kendalltau
+
     mean = {k: float(np.mean(acc[k])) for k in cols}
+    tau = {k: float(kendalltau(acc[k], acc["scratch"]).statistic) for k in SCHEDULES}
     gap = {k: mean[k] - mean["scratch"] for k in SCHEDULES}
     spread = {k: acc[k][0] - acc[k][1] for k in cols}
     lines += [
@@ -185,6 +245,9 @@ def build_report(
         "| largest - smallest | | | "
         + " | ".join(f"{100 * spread[k]:+.2f}" for k in cols)
         + " | |",
+        "| Kendall tau with scratch | | | | "
+        + " | ".join(f"{tau[k]:.2f}" for k in SCHEDULES)
+        + " | |",
         "",
         "## Against the targets",
         "",
@@ -194,8 +257,11 @@ def build_report(
         lines.append(
             f"- {k}: inherited weights average {_fmt_acc(mean[k])}% vs {_fmt_acc(mean['scratch'])}% "
             f"from scratch ({100 * gap[k]:+.2f} points; target: no worse than -1.50) -> "
-            f"{'met' if ok else 'NOT met'}; largest - smallest spread {100 * spread[k]:+.2f} points."
+            f"{'met' if ok else 'NOT met'}; largest - smallest spread {100 * spread[k]:+.2f} points; "
+            f"rank agreement with scratch over the {len(archs)} subnets: Kendall tau {tau[k]:.2f}."
         )
+    lines.append("")
+    lines += coverage_lines(base, steps_per_epoch)
     rows = []
     for i, (name, arch) in enumerate(archs):
         c = costs(space, arch)
@@ -279,7 +345,13 @@ def main(argv: list[str] | None = None) -> int:
         f" --epochs {args.epochs}" if args.epochs is not None else ""
     )
     md, table = build_report(
-        base=base, archs=archs, timing=timing, acc=acc, command=command, threads=args.threads
+        base=base,
+        archs=archs,
+        timing=timing,
+        acc=acc,
+        steps_per_epoch=len(run.splits.train) // base.batch_size,
+        command=command,
+        threads=args.threads,
     )
     out = Path(args.out)
     atomic_write_text(out, md)
