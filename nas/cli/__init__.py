@@ -18,7 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nas.cli.spaces_cmd", "nas.cli.train_cmd", "nas.cli.export_cmd",
     "nas.cli.sample_cmd", "nas.cli.fit_cmd", "nas.cli.predictors_cmd",
     "nas.cli.profile_cmd", "nas.cli.latency_cmd",
-    "nas.cli.search_cmd",
+    "nas.cli.search_cmd", "nas.cli.run_cmd",
 )
 
 

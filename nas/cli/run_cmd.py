@@ -1,0 +1,83 @@
+"""``nas run``: the whole job on the embedded default data (see :mod:`nas.pipeline`)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from nas.pipeline import STAGES, Pipeline, RunPlan
+from nas.report import summary_rows
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="train, profile, sample, fit, search, export and verify: the whole job",
+        description="Train the supernet on digits, profile this CPU, measure subnets, fit a "
+        "predictor, search under latency and memory bounds derived from the space, export the "
+        "front's best three, re-measure them on the device and write report.md. Rerunning the "
+        "same command continues where it stopped.",
+    )
+    p.add_argument("--out", help="run folder (default results/run-<date>-<time>)")
+    p.add_argument(
+        "--quick", action="store_true", help="a small run (hybrid-tiny, few epochs): minutes"
+    )
+    p.add_argument("--space", help="search space (default hybrid-cifar; --quick: hybrid-tiny)")
+    p.add_argument("--data", help="data spec (default digits)")
+    p.add_argument("--epochs", type=int, help="supernet training epochs")
+    p.add_argument("--samples", type=int, help="subnets measured for the predictor")
+    p.add_argument("--budget", type=int, help="predictor evaluations of the search")
+    p.add_argument(
+        "--device", choices=("onnxruntime", "cpu"), help="latency runtime (default onnxruntime)"
+    )
+    p.add_argument("--latency-bound", type=float, help="latency bound in ms (default: derived)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="local processes for measuring subnets")
+    p.add_argument(
+        "--ray-address", help="run the fan-out stages on a Ray cluster (auto or host:port)"
+    )
+    p.add_argument("--rerun", choices=STAGES, help="redo this stage and every later one")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def plan_from_args(args: argparse.Namespace) -> RunPlan:
+    overrides = {
+        k: v
+        for k, v in {
+            "space": args.space,
+            "data": args.data,
+            "epochs": args.epochs,
+            "samples": args.samples,
+            "budget": args.budget,
+            "device": args.device,
+            "latency_bound_ms": args.latency_bound,
+        }.items()
+        if v is not None
+    }
+    overrides.update(seed=args.seed, workers=args.workers, ray_address=args.ray_address)
+    return RunPlan.quick(**overrides) if args.quick else RunPlan.default(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = plan_from_args(args)
+    out = Path(args.out or f"results/run-{time.strftime('%Y%m%d-%H%M%S')}")
+    start = time.perf_counter()
+    stages = Pipeline(plan, out, progress=not args.no_progress).run(rerun=args.rerun)
+    rows = summary_rows(stages)
+    bound = stages["export"]["bound_ms"]
+    print(
+        f"\n{plan.space} on {plan.data}: {len(rows)} exported models, latency bound {bound:.3f} ms"
+    )
+    print(
+        f"{'arch id':14} {'val acc':>8} {'test acc':>9} {'pred ms':>8} {'meas ms':>8}  architecture"
+    )
+    for e in rows:
+        meas = "-" if e["measured_ms"] is None else f"{e['measured_ms']:.3f}"
+        print(
+            f"{e['arch_id']:14} {100 * (e['val_acc'] or 0):7.2f}% {100 * (e['test_acc'] or 0):8.2f}% "
+            f"{e['predicted_ms']:8.3f} {meas:>8}  {e['arch']}"
+        )
+    print(f"\nreport: {out / 'report.md'}  ({time.perf_counter() - start:.0f} s)")
+    return 0

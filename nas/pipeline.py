@@ -1,0 +1,415 @@
+"""The end-to-end job behind ``nas run``: every stage of DESIGN.md's data flow, on files.
+
+    train supernet -> profile this device -> measure subnets -> fit predictor
+      -> constrained search -> export the front's best -> re-measure on the device -> report
+
+Each stage writes its own folder (or file) in the run folder and is recorded in ``stages.json``;
+a rerun skips the stages already done (and the resumable ones, training, profiling and sampling,
+continue where they stopped), so any stage can also be rerun alone with its own command
+(``nas train``, ``nas profile``, ``nas sample``, ``nas fit``, ``nas search``, ``nas export``) from
+the files of the previous one. If an exported model's measured latency breaks its bound, the
+search bound is tightened by the observed ratio and the search repeated (at most
+``max_rounds`` rounds); the report says so.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.errors import UserError
+from nas.io import atomic_write_json
+from nas.spaces import load_space
+
+STAGES: tuple[str, ...] = ("train", "profile", "sample", "fit", "search", "export", "report")
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Every setting of ``nas run``; :meth:`default` and :meth:`quick` are the two presets."""
+
+    space: str = "hybrid-cifar"
+    data: str = "digits"
+    seed: int = 0
+    epochs: int = 12
+    samples: int = 200
+    sample_strategy: str = "flops"
+    predictor_models: tuple[str, ...] = ("ridge", "gbm")
+    device: str = "onnxruntime"  # latency runtime: onnxruntime (CPU) or cpu (torch eager)
+    threads: int = 1
+    profile_rounds: int = 5
+    profile_repeats: int = 20
+    calibrate: int = 20
+    algo: str = "evolution"
+    budget: int = 20000
+    top: int = 3
+    latency_bound_ms: float | None = None  # None: the median predicted latency of random subnets
+    memory_bound_bytes: float | None = None  # None: the 75th percentile of random subnets
+    max_rounds: int = 3
+    formats: tuple[str, ...] = ("pt", "torchscript", "onnx")
+    standalone_checks: int = 3  # how many exported models are verified in a clean interpreter
+    workers: int = 1
+    ray_address: str | None = None
+
+    @classmethod
+    def default(cls, **overrides: Any) -> RunPlan:
+        return replace(cls(), **overrides)
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> RunPlan:
+        """A small end-to-end run (hybrid-tiny) for CI and a first look: a few minutes on 2 cores."""
+        plan = cls(
+            space="hybrid-tiny",
+            epochs=10,
+            samples=40,
+            profile_rounds=3,
+            profile_repeats=10,
+            calibrate=8,
+            budget=2000,
+            formats=("onnx",),
+            standalone_checks=1,
+        )
+        return replace(plan, **overrides)
+
+
+@dataclass
+class Ledger:
+    """``stages.json``: which stages are done, how long they took and what they said."""
+
+    path: Path
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> Ledger:
+        if not path.exists():
+            return cls(path)
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: not a stages ledger written by 'nas run' ({exc})") from None
+        return cls(path, dict(data.get("stages", {})))
+
+    def done(self, stage: str) -> bool:
+        return self.stages.get(stage, {}).get("status") == "done"
+
+    def record(self, stage: str, seconds: float, info: dict[str, Any]) -> None:
+        self.stages[stage] = {"status": "done", "seconds": round(seconds, 2), **info}
+        atomic_write_json(self.path, {"stages": self.stages})
+
+    def forget_from(self, stage: str) -> None:
+        for name in STAGES[STAGES.index(stage) :]:
+            self.stages.pop(name, None)
+        atomic_write_json(self.path, {"stages": self.stages})
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    @property
+    def supernet(self) -> Path:
+        return self.root / "supernet"
+
+    @property
+    def table(self) -> Path:
+        return self.root / "latency" / "table.csv"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples.csv"
+
+    @property
+    def predictor(self) -> Path:
+        return self.root / "predictor"
+
+    def search(self, round_: int) -> Path:
+        return self.root / "search" / f"round{round_}"
+
+    @property
+    def export(self) -> Path:
+        return self.root / "export"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+
+class Pipeline:
+    """Runs the stages of a :class:`RunPlan` in a run folder (see the module docstring)."""
+
+    def __init__(self, plan: RunPlan, root: str | Path, *, progress: bool = True, say: Say = print):
+        self.plan = plan
+        self.paths = RunPaths(Path(root))
+        self.progress = progress
+        self.say = say
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self._check_plan()
+        self.ledger = Ledger.load(self.paths.root / "stages.json")
+        self.space = load_space(plan.space)
+
+    def _check_plan(self) -> None:
+        path = self.paths.root / "plan.json"
+        current = asdict(self.plan)
+        if path.exists():
+            saved = json.loads(path.read_text())
+            diff = {
+                k: (saved.get(k), v)
+                for k, v in json.loads(json.dumps(current)).items()
+                if saved.get(k) != v
+            }
+            diff.pop("workers", None)
+            diff.pop("ray_address", None)
+            if diff:
+                lines = ", ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in diff.items())
+                raise UserError(
+                    f"{self.paths.root} holds a run with other settings ({lines}); "
+                    "use another --out folder or the same settings"
+                )
+        atomic_write_json(path, current)
+
+    # ----- driver -----
+    def run(self, rerun: str | None = None) -> dict[str, Any]:
+        if rerun is not None:
+            if rerun not in STAGES:
+                raise UserError(f"--rerun {rerun!r}: expected one of {', '.join(STAGES)}")
+            self.ledger.forget_from(rerun)
+        for stage in STAGES:
+            if self.ledger.done(stage):
+                self.say(
+                    f"[{stage}] done earlier ({self.ledger.stages[stage]['seconds']:.0f} s); skipped"
+                )
+                continue
+            self.say(f"[{stage}] ...")
+            start = time.perf_counter()
+            info = getattr(self, f"_stage_{stage}")()
+            self.ledger.record(stage, time.perf_counter() - start, info)
+            self.say(f"[{stage}] done in {time.perf_counter() - start:.0f} s")
+        return self.ledger.stages
+
+    # ----- stages -----
+    def _stage_train(self) -> dict[str, Any]:
+        from nas.train.config import TrainConfig
+        from nas.train.loop import train
+
+        p = self.plan
+        config = TrainConfig(space=p.space, data=p.data, epochs=p.epochs, seed=p.seed)
+        resume = (self.paths.supernet / "checkpoint.pt").exists()
+        result = train(
+            config, self.paths.supernet, resume=resume, progress=self.progress, echo=False
+        )
+        summary = self.paths.supernet / "summary.json"
+        return {"summary": json.loads(summary.read_text()) if summary.exists() else repr(result)}
+
+    def _stage_profile(self) -> dict[str, Any]:
+        from nas.latency.space_profile import profile_space, protocol_for
+
+        p = self.plan
+        protocol = protocol_for(
+            p.device, p.threads, rounds=p.profile_rounds, repeats=p.profile_repeats
+        )
+        result = profile_space(
+            self.space,
+            self.paths.table,
+            protocol,
+            calibrate=p.calibrate,
+            seed=p.seed,
+            ray_address=p.ray_address,
+            progress=self.progress,
+            say=self.say,
+        )
+        cal = result.table.calibration
+        return {
+            "keys": result.n_keys,
+            "measured": result.measured,
+            "calibration": cal.to_dict() if cal is not None else None,
+        }
+
+    def _stage_sample(self) -> dict[str, Any]:
+        from nas.sample.measure import sample_subnets
+
+        p = self.plan
+        result = sample_subnets(
+            self.paths.supernet,
+            self.paths.samples,
+            n=p.samples,
+            strategy=p.sample_strategy,
+            seed=p.seed,
+            lut=self.paths.table,
+            workers=p.workers,
+            ray_address=p.ray_address,
+            progress=self.progress,
+        )
+        return {"rows": result.total_rows, "measured": result.measured}
+
+    def _stage_fit(self) -> dict[str, Any]:
+        """Fit each candidate model; keep the one with the best cross-validated Kendall tau."""
+        from nas.sample.fit import fit_predictor
+
+        p = self.plan
+        scores = {}
+        for model in p.predictor_models:
+            fitted = fit_predictor(self.paths.samples, target="val_acc", model=model, seed=p.seed)
+            scores[model] = float(fitted.card["cv"]["kendall_tau"]["mean"])
+            self.say(f"  {model}: cross-validated Kendall tau {scores[model]:.3f}")
+        best = max(scores, key=scores.get)
+        if self.paths.predictor.exists():
+            shutil.rmtree(self.paths.predictor)
+        fit_predictor(
+            self.paths.samples, target="val_acc", model=best, seed=p.seed, out=self.paths.predictor
+        )
+        return {"chosen": best, "cv_kendall_tau": scores}
+
+    def _bounds(self) -> dict[str, float]:
+        """The plan's bounds, or ones derived from the space: the median predicted latency and the
+        75th percentile of peak memory over 2,000 random subnets (seeded)."""
+        from nas.latency.space_units import predict_latency
+        from nas.latency.table import LatencyTable
+        from nas.spaces.tables import GenomeTables
+
+        rng = np.random.default_rng([self.plan.seed, 0xB0])
+        archs = [self.space.sample(rng) for _ in range(2000)]
+        bounds = {}
+        if self.plan.latency_bound_ms is not None:
+            bounds["latency_ms"] = float(self.plan.latency_bound_ms)
+        else:
+            table = LatencyTable.load(self.paths.table, expected_space_hash=self.space.hash())
+            bounds["latency_ms"] = float(np.median(predict_latency(table, self.space, archs)))
+        if self.plan.memory_bound_bytes is not None:
+            bounds["memory"] = float(self.plan.memory_bound_bytes)
+        else:
+            from nas.spaces import encode
+
+            genes = np.stack([encode(self.space, a) for a in archs])
+            memory = GenomeTables(self.space).costs(genes)["memory"]
+            bounds["memory"] = float(np.percentile(memory, 75))
+        return bounds
+
+    def _search(self, round_: int, bounds: dict[str, float]) -> Any:
+        from nas.latency.table import LatencyTable
+        from nas.sample.predictor import load_predictor_for
+        from nas.search.space_search import run_search
+
+        table = LatencyTable.load(self.paths.table, expected_space_hash=self.space.hash())
+        predictor = load_predictor_for(self.space, self.paths.predictor)
+        out = self.paths.search(round_)
+        if out.exists():
+            shutil.rmtree(out)
+        return run_search(
+            self.space,
+            objectives=["max:val_acc", "min:latency_ms"],
+            constraints=[
+                f"latency_ms<={bounds['latency_ms']:.6g}",
+                f"memory<={bounds['memory']:.0f}B",
+            ],
+            algo=self.plan.algo,
+            budget=self.plan.budget,
+            seed=self.plan.seed + round_,
+            predictor=predictor,
+            table=table,
+            run_dir=self.paths.supernet,
+            out=out,
+            progress=self.progress,
+        )
+
+    def _stage_search(self) -> dict[str, Any]:
+        bounds = self._bounds()
+        outcome = self._search(0, bounds)
+        return {"bounds": bounds, "search_bounds": bounds, "round": 0, "front": len(outcome.front)}
+
+    def _best(self, round_: int, k: int) -> list[dict[str, Any]]:
+        import pandas as pd
+
+        front = pd.read_csv(self.paths.search(round_) / "front.csv")
+        front = front.sort_values("val_acc", ascending=False).head(k)
+        return front.to_dict("records")
+
+    def _stage_export(self) -> dict[str, Any]:
+        """Export the front's best ``top``, re-measure them; tighten and search again if a measured
+        latency breaks the bound (at most ``max_rounds`` rounds in all)."""
+        from nas.arch import Architecture
+        from nas.export.pipeline import export_architecture
+
+        p = self.plan
+        info = self.ledger.stages["search"]
+        bound = float(info["bounds"]["latency_ms"])
+        search_bounds = dict(info["search_bounds"])
+        rounds: list[dict[str, Any]] = []
+        round_ = 0
+        while True:
+            picked = self._best(round_, p.top)
+            exported = []
+            for k, row in enumerate(picked):
+                arch = Architecture.from_json(row["arch_json"])
+                out = self.paths.export / f"round{round_}" / arch.arch_id()
+                result = export_architecture(
+                    self.paths.supernet,
+                    arch,
+                    out,
+                    formats=p.formats,
+                    lut=self.paths.table,
+                    threads=p.threads,
+                    seed=p.seed,
+                    overwrite=True,
+                    standalone_check=k < p.standalone_checks,
+                )
+                runtime = "onnxruntime" if p.device == "onnxruntime" else "torch"
+                measured = result.measured.get(runtime)
+                exported.append(
+                    {
+                        "arch_id": arch.arch_id(),
+                        "arch": arch.to_str(),
+                        "folder": str(out.relative_to(self.paths.root)),
+                        "flops": result.costs.flops,
+                        "params": result.costs.params,
+                        "memory": result.costs.peak_memory_bytes,
+                        "predicted_acc": float(row["val_acc"]),
+                        "val_acc": result.val_acc,
+                        "test_acc": result.test_acc,
+                        "predicted_ms": result.predicted_ms,
+                        "measured_ms": None if measured is None else measured.latency_ms,
+                        "runtime": runtime,
+                    }
+                )
+            worst = max(
+                (e["measured_ms"] / bound for e in exported if e["measured_ms"] is not None),
+                default=0.0,
+            )
+            rounds.append(
+                {
+                    "round": round_,
+                    "search_bound_ms": search_bounds["latency_ms"],
+                    "worst_ratio": worst,
+                    "exported": exported,
+                }
+            )
+            self.say(
+                f"  round {round_}: search bound {search_bounds['latency_ms']:.3f} ms, worst measured/bound "
+                f"{worst:.3f}"
+            )
+            if worst <= 1.0 or round_ + 1 >= p.max_rounds:
+                break
+            round_ += 1
+            search_bounds = {**search_bounds, "latency_ms": search_bounds["latency_ms"] / worst}
+            self.say(
+                f"  measured latency broke the bound: searching again under {search_bounds['latency_ms']:.3f} ms"
+            )
+            self._search(round_, search_bounds)
+        return {
+            "bound_ms": bound,
+            "rounds": rounds,
+            "within_bound": rounds[-1]["worst_ratio"] <= 1.0,
+        }
+
+    def _stage_report(self) -> dict[str, Any]:
+        from nas.report import write_report
+
+        path = write_report(self.paths.root, self.plan, self.ledger.stages)
+        return {"report": str(path.relative_to(self.paths.root))}

@@ -1,0 +1,152 @@
+"""``report.md`` of ``nas run``: what each stage did, and what was predicted beside what was measured."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from nas.io import atomic_write_text
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _si(value: float) -> str:
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f}{prefix}"
+    return f"{value:.0f}"
+
+
+def exported_table(rows: list[dict[str, Any]], bound_ms: float) -> list[str]:
+    lines = [
+        "| arch id | FLOPs | params | peak memory | predicted acc | val acc | test acc (reported only) "
+        "| predicted ms | measured ms | within bound |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in rows:
+        ok = (
+            "-"
+            if e["measured_ms"] is None
+            else ("yes" if e["measured_ms"] <= bound_ms else "**no**")
+        )
+        lines.append(
+            f"| `{e['arch_id']}` | {_si(e['flops'])} | {_si(e['params'])} | {e['memory'] / 1024:.1f} KiB "
+            f"| {_pct(e['predicted_acc'])} | {_pct(e['val_acc'])} | {_pct(e['test_acc'])} "
+            f"| {_ms(e['predicted_ms'])} | {_ms(e['measured_ms'])} | {ok} |"
+        )
+    return lines
+
+
+def summary_rows(stages: dict[str, Any]) -> list[dict[str, Any]]:
+    """The final round's exported models (for the terminal summary)."""
+    rounds = stages.get("export", {}).get("rounds", [])
+    return rounds[-1]["exported"] if rounds else []
+
+
+def write_report(root: Path, plan: Any, stages: dict[str, Any]) -> Path:
+    """Write ``report.md`` (and copy the last round's Pareto plot to ``pareto.png``)."""
+    from dataclasses import asdict
+
+    lines = ["# nas run report", ""]
+    lines += [
+        "Reproduce: `nas run "
+        + ("--quick " if plan.space == "hybrid-tiny" else "")
+        + f"--out {root}`",
+        "",
+    ]
+    lines += ["## Stages", "", "| stage | seconds |", "|---|---|"]
+    lines += [
+        f"| {name} | {info.get('seconds', 0):.0f} |"
+        for name, info in stages.items()
+        if name != "report"
+    ]
+
+    train = stages.get("train", {}).get("summary", {})
+    if isinstance(train, dict) and train:
+        final = train.get("final", {})
+        accs = {
+            k[len("val_acc_") :]: v
+            for k, v in final.items()
+            if k.startswith("val_acc_") and v != ""
+        }
+        lines += [
+            "",
+            "## Supernet",
+            "",
+            f"{train.get('epochs')} epochs in {train.get('train_s', 0):.0f} s.",
+        ]
+        lines += [
+            f"- validation accuracy of the {k} subnet (shared BN): {_pct(float(v))}"
+            for k, v in accs.items()
+        ]
+
+    profile = stages.get("profile", {})
+    if profile:
+        lines += [
+            "",
+            "## Latency table",
+            "",
+            f"{profile.get('keys')} unit entries (`latency/table.csv`).",
+        ]
+        cal = profile.get("calibration")
+        if cal:
+            lines.append(
+                f"Calibration on end-to-end measurements: `{json.dumps(cal, sort_keys=True)}`"
+            )
+
+    fit = stages.get("fit", {})
+    if fit:
+        scores = ", ".join(f"{m}: {t:.3f}" for m, t in fit.get("cv_kendall_tau", {}).items())
+        lines += [
+            "",
+            "## Predictor",
+            "",
+            f"Chosen by 5-fold cross-validated Kendall tau on the "
+            f"{stages.get('sample', {}).get('rows')} measured subnets ({scores}): **{fit.get('chosen')}**.",
+        ]
+
+    export = stages.get("export", {})
+    if export:
+        bound = float(export["bound_ms"])
+        search = stages.get("search", {})
+        lines += ["", "## Search and export", ""]
+        lines.append(
+            f"Bounds: latency <= {bound:.3f} ms, peak memory <= {search['bounds']['memory'] / 1024:.1f} KiB "
+            f"({'given' if plan.latency_bound_ms is not None else 'derived: median predicted latency / 75th percentile memory of 2,000 random subnets'})."
+        )
+        for r in export["rounds"]:
+            lines += ["", f"### Round {r['round']}: search bound {r['search_bound_ms']:.3f} ms", ""]
+            lines += exported_table(r["exported"], bound)
+            if r["worst_ratio"] > 1.0:
+                lines.append(
+                    f"\nA measured latency broke the bound (worst measured/bound {r['worst_ratio']:.3f})"
+                    + (
+                        "; the search bound was tightened by that ratio and the search run again."
+                        if r is not export["rounds"][-1]
+                        else "; no rounds left."
+                    )
+                )
+        lines.append("")
+        lines.append(
+            "All exported models within the latency bound."
+            if export.get("within_bound")
+            else "**Some exported models exceed the latency bound after the last round.**"
+        )
+        last = export["rounds"][-1]["round"]
+        png = root / "search" / f"round{last}" / "pareto.png"
+        if png.exists():
+            shutil.copyfile(png, root / "pareto.png")
+            lines += ["", "![Pareto front](pareto.png)"]
+
+    lines += ["", "## Settings", "", "```json", json.dumps(asdict(plan), indent=2), "```", ""]
+    path = root / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
