@@ -47,6 +47,7 @@ from nas.arch import Architecture
 from nas.costs import BYTES_PER_ELEMENT
 from nas.costs import costs as exact_costs
 from nas.errors import UserError
+from nas.search import feasibility
 from nas.spaces.schema import SearchSpace
 
 from .mp_costs import MEMORY, AdditiveCost, builtin_costs
@@ -96,8 +97,8 @@ class MPSolution:
         }
 
 
-class InfeasibleError(UserError):
-    """No architecture of the space meets every constraint.
+class InfeasibleError(feasibility.InfeasibleError):
+    """No architecture of the space meets every constraint (the MILP's own proof of it).
 
     ``minima`` holds the smallest achievable value of each constrained quantity over the whole space
     (each on its own), ``bounds`` the requested bounds.
