@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--device", default="cpu", help="device for measurements (cpu, cuda)")
     algo = p.add_argument_group("algorithm options")
     algo.add_argument("--population", type=int, default=None,
-                      help="population of NSGA-II / regularised evolution / Optuna NSGA-II (20)")
+                      help="population: NSGA-II and Optuna NSGA-II (default 20); regularised "
+                           "evolution (default 50; tournaments and batches of population/5)")
     algo.add_argument("--sampler", choices=SAMPLERS, default=None,
                       help="optuna: tpe or nsga2 (default nsga2 for several objectives, tpe "
                            "for one)")
