@@ -223,7 +223,12 @@ def _check_resume(out: Path, meta: dict[str, Any]) -> set[str]:
             f"{out} holds samples measured differently, refusing to mix them: {'; '.join(diffs)} "
             "(choose another --out)"
         )
-    meta["draws"] = list(existing.meta.get("draws", [])) + meta["draws"]
+    draws = list(existing.meta.get("draws", []))
+    key = ("strategy", "seed", "n", "bins")
+    for draw in meta["draws"]:  # a rerun of the same draw is not a new draw
+        if not any(all(d.get(k) == draw.get(k) for k in key) for d in draws):
+            draws.append(draw)
+    meta["draws"] = draws
     return existing.arch_ids
 
 

@@ -98,9 +98,11 @@ def identity_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list
     out = []
     for key in IDENTITY_KEYS:
         a, b = old.get(key), new.get(key)
-        if key == "space":
-            a = {k: v for k, v in (a or {}).items() if k != "definition"}
-            b = {k: v for k, v in (b or {}).items() if k != "definition"}
+        if key == "space":  # the hash covers everything that shapes weights and costs
+            a = {"name": (a or {}).get("name"), "hash": (a or {}).get("hash")}
+            b = {"name": (b or {}).get("name"), "hash": (b or {}).get("hash")}
+            if a["hash"] == b["hash"]:
+                continue
         if key == "run" and a and b:  # the same checkpoint may be reached by another path
             a = {k: v for k, v in a.items() if k != "path"}
             b = {k: v for k, v in b.items() if k != "path"}
