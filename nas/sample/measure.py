@@ -15,7 +15,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -283,6 +283,7 @@ def sample_subnets(
         draws=[{"strategy": strategy, "seed": seed, "n": n,
                 "bins": bins if strategy == "flops" else None,
                 "threads": settings.threads, "workers": workers, "ray_address": ray_address,
+                "device": device,
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}],
     )
     done = _check_resume(out, meta)
@@ -305,7 +306,8 @@ def sample_subnets(
 
 
 def _fan_out(items: list[Architecture], evaluator: SubnetEvaluator, *, workers: int,
-             ray_address: str | None, settings: EvalSettings, on_result, progress: bool) -> None:
+             ray_address: str | None, settings: EvalSettings,
+             on_result: Callable[[int, dict[str, float]], None], progress: bool) -> None:
     from nas.distributed import map_local, map_tasks
 
     if not items:
