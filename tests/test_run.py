@@ -22,7 +22,7 @@ def quick_run(tmp_path_factory):
 def test_quick_run_writes_every_stage(quick_run, capsys):
     out = quick_run
     stages = json.loads((out / "stages.json").read_text())["stages"]
-    assert list(stages) == list(STAGES) and all(s["status"] == "done" for s in stages.values())
+    assert set(stages) == set(STAGES) and all(s["status"] == "done" for s in stages.values())
     for path in (
         "supernet/checkpoint.pt",
         "supernet/config.json",
