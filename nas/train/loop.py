@@ -2,8 +2,10 @@
 
 Each step takes one training batch, asks the schedule (:mod:`nas.train.schedules`) which subnets
 to train, resizes the batch to each subnet's resolution, and accumulates their gradients: the first
-subnet (the largest) learns from the labels, the others from its detached soft labels. Then the
-gradients are clipped and the optimizer takes one step. At the end of each epoch the largest and
+subnet (the largest) learns from the labels (label-smoothed), the others from a mix of its
+detached soft labels and the labels (``distill_weight``, 0.5 by default as in OFA's KD + CE;
+1.0 is BigNAS's pure distillation). Then the gradients are clipped and the optimizer takes one
+step. With ``zero_init_residual`` every residual branch starts at zero (:mod:`nas.train.init`). At the end of each epoch the largest and
 smallest subnets are evaluated on the validation split (BN recalibrated on copies, the supernet
 is untouched), and a checkpoint is written atomically.
 
