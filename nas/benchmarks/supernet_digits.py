@@ -22,6 +22,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -121,7 +122,7 @@ def slot_updates(config: TrainConfig, steps_per_epoch: int) -> dict[tuple[int, i
     return counts
 
 
-def coverage_lines(base: TrainConfig, steps_per_epoch: int) -> list[str]:
+def coverage_lines(base: TrainConfig, steps_per_epoch: int, schedules: list[str]) -> list[str]:
     space = load_space(SPACE)
     hybrid = [i for i, st in enumerate(space.stages) if len(st.kinds) > 1]
     width = max(space.stages[i].max_depth for i in hybrid)
@@ -135,7 +136,7 @@ def coverage_lines(base: TrainConfig, steps_per_epoch: int) -> list[str]:
         "| schedule | stage | kind | " + " | ".join(f"slot {j + 1}" for j in range(width)) + " |",
         "| --- | --- | --- | " + " | ".join("---:" for _ in range(width)) + " |",
     ]
-    for schedule in SCHEDULES:
+    for schedule in schedules:
         counts = slot_updates(replace(base, schedule=schedule), steps_per_epoch)
         for i in hybrid:
             st = space.stages[i]
@@ -160,18 +161,20 @@ def build_report(
     acc: dict[str, list[float]],
     steps_per_epoch: int,
     sizes: dict[str, int],
+    runs_dir: str,
     command: str,
     threads: int,
 ) -> tuple[str, str]:
     space = load_space(SPACE)
     n_val = sizes["val"]
-    cols = ["scratch", *SCHEDULES]
+    scheds = [k for k in SCHEDULES if k in acc]
+    cols = ["scratch", *scheds]
     lines = [
         "# Once-for-all supernet on digits: inherited vs from-scratch accuracy",
         "",
         f"Reproduce: `{command}`",
         "",
-        f"The command trains {len(timing)} runs into `results/bench-supernet-digits/` (a finished "
+        f"The command trains {len(timing)} runs into `{runs_dir}/` (a finished "
         "run is reused, an unfinished one resumed; `--only NAME` trains a part), "
         f"{sum(r['train_cpu_s'] + r['eval_cpu_s'] for r in timing.values()) / 60:.0f} CPU-minutes "
         "in all here, then evaluates every subnet.",
@@ -182,7 +185,7 @@ def build_report(
         f"{base.data_seed}). Machine: {_cpu_name()}, {os.cpu_count()} logical CPUs shared with "
         f"other users, torch {torch.__version__}, `torch.set_num_threads({threads})`.",
         "",
-        "Settings (the defaults of `nas train`): "
+        "Settings (the defaults of `nas train` unless the command above sets them): "
         f"{base.epochs} epochs, batch {base.batch_size}, {base.optimizer} lr {base.lr:g} "
         f"(weight decay {base.weight_decay:g}), {base.warmup_epochs:g} warm-up epoch then cosine, "
         f"label smoothing {base.label_smoothing:g}, gradient clip {base.grad_clip:g}, "
@@ -233,8 +236,8 @@ def build_report(
         "",
         "## Validation accuracy (%)",
         "",
-        "| subnet | MMACs | params (k) | scratch | " + " | ".join(SCHEDULES) + " | architecture |",
-        "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in SCHEDULES) + " | --- |",
+        "| subnet | MMACs | params (k) | scratch | " + " | ".join(scheds) + " | architecture |",
+        "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in scheds) + " | --- |",
     ]
     for i, (name, arch) in enumerate(archs):
         c = costs(space, arch)
@@ -245,25 +248,25 @@ def build_report(
     from scipy.stats import kendalltau
 
     mean = {k: float(np.mean(acc[k])) for k in cols}
-    tau = {k: float(kendalltau(acc[k], acc["scratch"]).statistic) for k in SCHEDULES}
-    gap = {k: mean[k] - mean["scratch"] for k in SCHEDULES}
+    tau = {k: float(kendalltau(acc[k], acc["scratch"]).statistic) for k in scheds}
+    gap = {k: mean[k] - mean["scratch"] for k in scheds}
     spread = {k: acc[k][0] - acc[k][1] for k in cols}
     lines += [
         "| **mean** | | | " + " | ".join(f"**{_fmt_acc(mean[k])}**" for k in cols) + " | |",
         "| mean inherited - scratch | | | | "
-        + " | ".join(f"{100 * gap[k]:+.2f}" for k in SCHEDULES)
+        + " | ".join(f"{100 * gap[k]:+.2f}" for k in scheds)
         + " | |",
         "| largest - smallest | | | "
         + " | ".join(f"{100 * spread[k]:+.2f}" for k in cols)
         + " | |",
         "| Kendall tau with scratch | | | | "
-        + " | ".join(f"{tau[k]:.2f}" for k in SCHEDULES)
+        + " | ".join(f"{tau[k]:.2f}" for k in scheds)
         + " | |",
         "",
         "## Against the targets",
         "",
     ]
-    for k in SCHEDULES:
+    for k in scheds:
         ok = gap[k] >= -0.015
         lines.append(
             f"- {k}: inherited weights average {_fmt_acc(mean[k])}% vs {_fmt_acc(mean['scratch'])}% "
@@ -278,7 +281,7 @@ def build_report(
         f"these {len(archs)} subnets mostly measures noise; the absolute gap is the number "
         "that matters here."
     )
-    for k in SCHEDULES:
+    for k in scheds:
         rec = timing.get(k)
         if rec:
             lines.append(
@@ -288,7 +291,7 @@ def build_report(
                 f"{rec['loadavg_before'][0]:.1f} -> {rec['loadavg_after'][0]:.1f} on 2 cores."
             )
     lines.append("")
-    lines += coverage_lines(base, steps_per_epoch)
+    lines += coverage_lines(base, steps_per_epoch, scheds)
     rows = []
     for i, (name, arch) in enumerate(archs):
         c = costs(space, arch)
@@ -322,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--random", type=int, default=5, help="random subnets besides the extremes")
     p.add_argument("--arch-seed", type=int, default=0, help="seed of the random subnets")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--schedules", default=",".join(SCHEDULES), help="comma list of schedules to compare"
+    )
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -329,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs is not None:
         base = replace(base, epochs=args.epochs)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
+    schedules = [s.strip() for s in args.schedules.split(",") if s.strip()]
+    if not schedules or set(schedules) - set(SCHEDULES):
+        raise UserError(f"--schedules {args.schedules!r}: expected a comma list of {SCHEDULES}")
     unknown = only - {*SCHEDULES, "scratch"}
     if unknown:
         raise UserError(
@@ -338,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     archs = pick_archs(args.arch_seed, args.random)
     progress = not args.no_progress
     timing: dict[str, dict] = {}
-    for schedule in SCHEDULES:
+    for schedule in schedules:
         if not only or schedule in only:
             timing[schedule] = ensure_run(
                 runs / schedule, replace(base, schedule=schedule), progress=progress
@@ -356,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trained {sorted(only)}; run again without --only to write the report")
         return 0
     acc: dict[str, list[float]] = {}
-    for schedule in SCHEDULES:
+    for schedule in schedules:
         run = load_supernet(runs / schedule)
         acc[schedule] = [
             evaluate_subnet(run.supernet, arch, run.splits, recal_batches=base.recal_batches)["acc"]
@@ -368,8 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         acc["scratch"].append(
             evaluate_subnet(run.supernet, arch, run.splits, recal_batches=base.recal_batches)["acc"]
         )
-    command = ".venv/bin/python -m nas.benchmarks.supernet_digits" + (
-        f" --epochs {args.epochs}" if args.epochs is not None else ""
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--no-progress"]
+    command = " ".join(
+        [".venv/bin/python -m nas.benchmarks.supernet_digits", *map(shlex.quote, given)]
     )
     md, table = build_report(
         base=base,
@@ -378,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         acc=acc,
         steps_per_epoch=len(run.splits.train) // base.batch_size,
         sizes={k: len(getattr(run.splits, k)) for k in ("train", "val", "test")},
+        runs_dir=str(runs),
         command=command,
         threads=args.threads,
     )
