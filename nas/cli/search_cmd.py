@@ -127,6 +127,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{s['space']['name']}: {args.algo}, {counts['evaluated']} architectures evaluated "
           f"({counts['feasible']} feasible) in {timings['search_s']:.2f} s; "
           f"front of {counts['front']}")
+    if not outcome.front:
+        proven = s["feasibility"]["joint"] is True
+        why = ("some architecture meets them (proven by the MILP); raise --budget or use --algo mp"
+               if proven else "raise --budget or relax the constraints")
+        print(f"  no feasible architecture among the {counts['evaluated']} evaluated: {why}")
     names = list(outcome.result.objective_names)
     for m in outcome.front[:10]:
         values = ", ".join(f"{n}={m.metrics[n]:.6g}" for n in names)

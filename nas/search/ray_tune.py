@@ -224,6 +224,8 @@ def tune_search(
     )
     from nas.search.optuna_search import make_sampler
 
+    if problem.measured is not None:  # a trial is the unit of parallelism: measure inside it
+        problem.measured.ray_address = None
     multi = len(problem.objectives) > 1
     sampler_name = sampler or ("nsga2" if multi else "tpe")
     ot_sampler = make_sampler(sampler_name, seed=seed, population_size=population or 20)

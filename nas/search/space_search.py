@@ -13,10 +13,18 @@ run as Ray Tune trials, see :mod:`nas.search.ray_tune`) and ``mp`` (the exact MI
 :mod:`nas.search.mp`: the top solutions for one objective, a Pareto front by sweeping the bound of
 a cost objective for two).
 
-Resuming (``resume=True``): the state file holds the searcher's full state (history, RNG, queue,
-population; for Optuna also its sampler's random state, the trials being in the Optuna storage),
-the refinement measurements, and the settings; a resumed search with the same settings gives the
-same evaluations as an uninterrupted one (tested for evolution, random and optuna).
+Resuming (``resume=True``): the state file (written every 30 s, after each refinement round and
+at the end) holds the searcher's full state (history, RNG, queue, population), the refinement
+measurements and the settings; for Optuna also the sampler's random state and, for the default
+in-memory storage, a snapshot of the study (:mod:`nas.search.optuna_resume`). A resumed search
+with the same settings gives the same evaluations as an uninterrupted one (tested for evolution,
+random, optuna and refinement). With a user's Optuna storage the trials come from the storage, so
+trials told after the last checkpoint of an interrupted run are in the study but not in the
+history; the search goes on correctly but is then no longer identical to an uninterrupted one.
+
+Accuracy measured with the supernet is never measured for an architecture that breaks a
+constraint on another metric (its accuracy is recorded as 0: constrained domination ranks it by
+its violation alone).
 """
 
 from __future__ import annotations
@@ -634,6 +642,7 @@ def _search_tune(job: _Job) -> SearchResult:
         job.problem, budget=job.budget, seed=job.seed, sampler=job.options["sampler"],
         storage=job.options["storage"], study_name=_study_name(job),
         ray_address=job.options["ray_address"], population=job.options["population"],
+        max_concurrent=job.options["workers"] if job.measured is not None else 1,
         progress=job.progress, state=job.state, save_state=job.save_state,
     )
     job.clock.search = time.perf_counter() - t
