@@ -303,3 +303,47 @@ def test_ray_tune_trials_give_the_in_process_optuna_search(inputs, tmp_path, mon
     check_front_is_valid(tmp_path / "tune", cons, None)
     summary = json.loads((tmp_path / "tune" / "search.json").read_text())
     assert summary["ray_tune"]["constraints_at_suggestion"] == ["flops<=1200000"]
+
+
+def test_a_front_member_that_breaks_a_bound_by_its_exact_metrics_is_never_emitted(inputs,
+                                                                                 monkeypatch):
+    """Float rounding at a bound: the vectorised value meets it, the per-architecture one does
+    not. That member is dropped and the front recomputed without it."""
+    from nas.sample.predictor import load_predictor_for
+    from nas.search.space_problem import SpaceProblem
+    from nas.search.space_search import _result_of, emitted_front
+
+    predictor = load_predictor_for(TINY, inputs["ridge"])
+    probe = SpaceProblem(TINY, ["max:accuracy", "min:flops"], predictor=predictor)
+    genes = np.stack([g for g in probe.canonical(np.random.default_rng(0).integers(
+        0, probe.cardinalities, size=(300, probe.n_genes)))])
+    first = emitted_front(probe, _result_of(probe, genes, "test", 0))[0]
+    victim = first[0]  # the most accurate front member: a bound exactly at its FLOPs
+    bound = victim.metrics["flops"]
+    problem = SpaceProblem(TINY, ["max:accuracy", "min:flops"], [f"flops<={bound!r}"],
+                           predictor=predictor)
+    result = _result_of(problem, genes, "test", 0)
+    real = problem.exact_metrics
+
+    def nudged(arch):
+        out = real(arch)
+        if arch.arch_id() == victim.arch_id:
+            out["flops"] = out["flops"] * (1 + 1e-12)  # within the consistency tolerance
+        return out
+
+    monkeypatch.setattr(problem, "exact_metrics", nudged)
+    front, dropped = emitted_front(problem, result)
+    assert dropped == 1 and victim.arch_id not in {m.arch_id for m in front}
+    assert front and all(m.metrics["flops"] <= bound for m in front)
+
+
+def test_a_calibration_that_predicts_negative_latency_is_reported(tmp_path):
+    from nas.latency.calibration import Calibration
+
+    bad = Calibration(features=("lut_sum",), coef=(1.0,), intercept=-50.0, n_fit=20,
+                      nonnegative=False)
+    fake_table(TINY, tmp_path / "neg.csv", calibration=bad)
+    outcome = run_search(SPACE, objectives=["min:latency_ms"], constraints=["flops<=1M"],
+                         algo="random", budget=5, table=tmp_path / "neg.csv", progress=False)
+    assert len(outcome.summary["warnings"]) == 1
+    assert "below zero" in outcome.summary["warnings"][0]
