@@ -302,3 +302,23 @@ def test_clock_choice() -> None:
     with pytest.raises(UserError, match="clock"):
         TimingProtocol(clock="sundial")
     assert "thread_time" in TimingProtocol(clock="thread").describe()["timer"]
+
+
+def test_calibration_never_extrapolates_below_zero_at_the_extremes() -> None:
+    from nas.latency.space_profile import calibrate_table
+
+    table = _table(TINY)
+    archs = calibration_archs(TINY, 20, seed=0)
+    smallest = TINY.smallest()
+    keys = [arch_keys(TINY, a) for a in archs]
+    n_min, l_min = len(arch_keys(TINY, smallest)), table.lut_sums([arch_keys(TINY, smallest)])[0]
+    n = np.array([len(k) for k in keys])
+    assert n.min() > n_min  # every calibration subnet has more units than the smallest one
+    # exactly linear in (n_units, lut_sum), positive on the calibration set, -0.1 ms at the smallest
+    measured = 0.2 * (n - n_min) - 0.1 + 0.01 * (table.lut_sums(keys) - l_min)
+    assert measured.min() > 0
+    calibrate_table(table, TINY, archs, measured, seed=0)
+    record = table.meta.notes["calibration_set"]
+    assert "per-layer" in record["rejected_nonpositive"]
+    assert record["chosen"] not in record["rejected_nonpositive"]
+    assert predict_latency(table, TINY, [smallest, TINY.largest()]).min() > 0

@@ -205,29 +205,44 @@ def fit_space_calibration(
     keys_per_arch: Sequence[Sequence[str]],
     measured_ms: Sequence[float],
     extra_features: dict[str, np.ndarray] | None = None,
+    guard: tuple[Sequence[Sequence[str]], dict[str, np.ndarray]] | None = None,
 ) -> tuple[Calibration, dict[str, Any]]:
     """Choose and fit the calibration the K measurements support; returns it and a record of the
     choice (leave-one-out RMS relative error of every candidate). Not stored in the table.
 
     Coefficients are signed (least squares on relative errors); the candidate with the lowest
     leave-one-out error wins; within a relative TIE_TOLERANCE of it, the one with the fewest
-    features (a model needs K >= its parameters + 4 to be considered)."""
+    features (a model needs K >= its parameters + 4 to be considered). ``guard``: keys and extra
+    features of architectures (the space's extremes) every prediction of which must be > 0 ms;
+    a candidate that extrapolates to zero or below there is rejected."""
     y = np.asarray(measured_ms, dtype=np.float64)
     features = dict(table.calibration_features(keys_per_arch))
     features.update(extra_features or {})
+    guard_features: dict[str, np.ndarray] | None = None
+    if guard is not None:
+        guard_features = dict(table.calibration_features(guard[0]))
+        guard_features.update(guard[1])
     candidates = candidate_features(features)
     loo: dict[str, float] = {}
+    fits: dict[str, Calibration] = {}
+    rejected: list[str] = []
     for name, cols in candidates.items():
-        if y.size >= len(cols) + 4:  # leave-one-out needs a few points beyond the parameters
-            loo[name] = _loo_rms_relative(features, cols, y)
-    chosen = "scale"
-    if loo:  # the fewest features within TIE_TOLERANCE of the best error
-        best = min(loo.values())
-        near = [n for n in loo if loo[n] <= best * (1 + TIE_TOLERANCE) + 1e-12]
-        chosen = min(near, key=lambda n: len(candidates[n]))
-    cols = candidates[chosen]
-    calibration = Calibration.fit({n: features[n] for n in cols}, y, nonnegative=False)
-    return calibration, {"chosen": chosen, "loo_rms_relative_error": loo}
+        if y.size < len(cols) + 4:  # leave-one-out needs a few points beyond the parameters
+            continue
+        fit = Calibration.fit({n: features[n] for n in cols}, y, nonnegative=False)
+        if guard_features is not None and np.any(fit.predict(guard_features) <= 0):
+            rejected.append(name)
+            continue
+        fits[name] = fit
+        loo[name] = _loo_rms_relative(features, cols, y)
+    record: dict[str, Any] = {"loo_rms_relative_error": loo, "rejected_nonpositive": rejected}
+    if not loo:  # too few measurements, or every signed model extrapolates below zero
+        record["chosen"] = "scale (nonnegative)"
+        return Calibration.fit({"lut_sum": features["lut_sum"]}, y), record
+    best = min(loo.values())  # the fewest features within TIE_TOLERANCE of the best error
+    near = [n for n in loo if loo[n] <= best * (1 + TIE_TOLERANCE) + 1e-12]
+    record["chosen"] = min(near, key=lambda n: len(candidates[n]))
+    return fits[record["chosen"]], record
 
 
 def calibrate_table(
@@ -240,8 +255,13 @@ def calibrate_table(
 ) -> Calibration:
     """Fit the calibration on measured subnets and store it, with the measurements, in ``table``."""
     keys = [arch_keys(space, a) for a in archs]
+    extremes = [space.smallest(), space.largest()]
+    guard_keys = [arch_keys(space, a) for a in extremes]
+    guard = None  # predictions at the space's extremes must stay > 0 (when the table has them)
+    if not table.missing(k for keys in guard_keys for k in keys):
+        guard = (guard_keys, arch_features(space, extremes))
     calibration, choice = fit_space_calibration(
-        table, keys, measured_ms, extra_features=arch_features(space, archs)
+        table, keys, measured_ms, extra_features=arch_features(space, archs), guard=guard
     )
     table.set_calibration(calibration)
     notes = dict(table.meta.notes)
