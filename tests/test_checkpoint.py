@@ -261,3 +261,12 @@ def test_resume_finds_the_space_in_the_run_folder_when_its_file_is_gone(data_spe
     space_file.unlink()
     again = train(cfg, tmp_path / "run", resume=True, progress=False)
     assert again.resumed_from == 1 and again.space.hash() == first.space.hash()
+
+
+def test_cli_reports_bad_options_in_one_line(tmp_path, capsys):
+    from nas.cli import main
+
+    code = main(["train", "--space", "hybrid-tiny", "--lr", "-1", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["nas train: error: lr = -1.0; expected a number > 0"]
+    assert not (tmp_path / "x").exists()
