@@ -40,7 +40,8 @@ class RunPlan:
     data: str = "digits"
     seed: int = 0
     epochs: int = 12
-    samples: int = 200
+    train_lr: float | None = None  # None: the optimizer's default (nas train --lr)
+    samples: int = 100
     sample_strategy: str = "flops"
     predictor_models: tuple[str, ...] = ("ridge", "gbm")
     device: str = "onnxruntime"  # latency runtime: onnxruntime (CPU) or cpu (torch eager)
@@ -69,6 +70,7 @@ class RunPlan:
         plan = cls(
             space="hybrid-tiny",
             epochs=10,
+            train_lr=0.01,
             samples=40,
             profile_rounds=3,
             profile_repeats=10,
@@ -200,7 +202,14 @@ class Pipeline:
         from nas.train.loop import train
 
         p = self.plan
-        config = TrainConfig(space=p.space, data=p.data, epochs=p.epochs, seed=p.seed)
+        config = TrainConfig(
+            space=p.space,
+            data=p.data,
+            epochs=p.epochs,
+            lr=p.train_lr,
+            seed=p.seed,
+            threads=p.threads,
+        )
         resume = (self.paths.supernet / "checkpoint.pt").exists()
         result = train(
             config, self.paths.supernet, resume=resume, progress=self.progress, echo=False
