@@ -347,3 +347,10 @@ def test_a_calibration_that_predicts_negative_latency_is_reported(tmp_path):
                          algo="random", budget=5, table=tmp_path / "neg.csv", progress=False)
     assert len(outcome.summary["warnings"]) == 1
     assert "below zero" in outcome.summary["warnings"][0]
+
+
+def test_cli_choices_match_the_engine():
+    from nas.cli import search_cmd
+    from nas.search import space_search
+
+    assert search_cmd.ALGOS == space_search.ALGOS and search_cmd.SAMPLERS == space_search.SAMPLERS

@@ -7,7 +7,10 @@ import logging
 import shlex
 import sys
 
-from nas.search.space_search import ALGOS, SAMPLERS, run_search
+# The same as nas.search.space_search.ALGOS / SAMPLERS (tested); not imported from there so that
+# building the parser does not import the search engine (pandas, scipy, optuna).
+ALGOS: tuple[str, ...] = ("evolution", "random", "optuna", "mp")
+SAMPLERS: tuple[str, ...] = ("tpe", "nsga2")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,6 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.search.space_search import run_search
+
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         import optuna
