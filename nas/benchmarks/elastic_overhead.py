@@ -82,6 +82,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         f"--batch {args.batch} --rounds {args.rounds} --calls {args.calls} --seed {args.seed}",
         "```",
         "",
+        "With the virtualenv activated: `python -m nas.benchmarks.elastic_overhead ...` (same options).",
+        "",
         f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread, "
         f"batch {args.batch}, float32, `torch.inference_mode`. Interleaved rounds, lowest round "
         "median of each side.",
