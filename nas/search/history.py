@@ -104,9 +104,8 @@ class History:
             return np.zeros(len(codes), dtype=bool)
         if self._seen is not None:
             return self._seen[codes]
-        if self.codec.integer:
-            return np.isin(codes, self._codes)
-        return np.array([c in self._keys for c in codes], dtype=bool)
+        # a dict lookup per candidate: the cost is the batch, not the history
+        return np.fromiter((c in self._keys for c in codes.tolist()), dtype=bool, count=len(codes))
 
     def add(self, genes: np.ndarray, evaluation: Evaluation) -> None:
         """Append evaluated genomes; a genome already present raises ValueError."""
