@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 from nas.io import atomic_write, atomic_write_json, atomic_write_text
+from nas.latency.environment import cpu_model_name
 from nas.sample.curve import evaluate_on_splits, held_out_splits
 from nas.sample.fit import load_training_data, make_encoder, make_estimator
 from nas.sample.measure import sample_subnets
@@ -55,16 +56,6 @@ ENCODINGS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 CURVE_SIZES = (10, 20, 50, 100, 200, 300)
 TARGET_TAU = 0.8
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # ----- steps 1-2: supernet and samples -----
@@ -244,7 +235,7 @@ def build_report(*, command: str, summary: dict, samples_meta: dict, rows: list[
         "",
         f"Generated {time.strftime('%Y-%m-%d')} in {elapsed:.0f} s (this invocation; the supernet "
         "and samples were reused if present) on "
-        f"{_cpu_name()}, {os.cpu_count()} logical CPUs shared with other users, torch "
+        f"{cpu_model_name()}, {os.cpu_count()} logical CPUs shared with other users, torch "
         f"{torch.__version__}, one torch thread, Python {platform.python_version()}.",
         "",
         "## Setup",

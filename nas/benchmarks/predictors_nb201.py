@@ -31,6 +31,7 @@ from sklearn.base import BaseEstimator
 from nas.benchmarks import nb201
 from nas.benchmarks.nb201_features import cost_statistics, encode
 from nas.io import atomic_write_text
+from nas.latency.environment import cpu_model_name
 from predictors import EnsemblePredictor, GBMPredictor, MLPPredictor, RidgeOneHot
 from predictors.metrics import learning_curve
 
@@ -114,16 +115,6 @@ def run(
     return pd.concat(frames, ignore_index=True)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _table(results: pd.DataFrame, metric: str, names: list[str]) -> list[str]:
     sizes = sorted(results.n_train.unique())
     lines = ["| predictor | seeds | " + " | ".join(f"n={n}" for n in sizes) + " |",
@@ -162,7 +153,7 @@ def report(results: pd.DataFrame, entries: tuple[Entry, ...], args: argparse.Nam
         "",
         f"Generated {dt.date.today().isoformat()} by `nas/benchmarks/predictors_nb201.py` in "
         f"{wall_s:.0f} s wall ({results.groupby('predictor').total_cpu_s.first().sum():.0f} s CPU) "
-        f"on one thread of {_cpu_name()}, Python {platform.python_version()}, "
+        f"on one thread of {cpu_model_name()}, Python {platform.python_version()}, "
         f"torch {torch.__version__}, scikit-learn {sklearn.__version__}.",
         "",
         "## Protocol",

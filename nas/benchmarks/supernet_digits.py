@@ -21,7 +21,6 @@ import csv
 import io
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -35,6 +34,7 @@ from nas.arch import Architecture
 from nas.costs import costs
 from nas.errors import UserError
 from nas.io import atomic_write_json, atomic_write_text
+from nas.latency.environment import cpu_model_name
 from nas.spaces import load_space
 from nas.train import TrainConfig, evaluate_subnet, load_supernet, step_archs, train
 from nas.train.loop import SAMPLER_STREAM
@@ -43,16 +43,6 @@ from nas.train.rundir import RunPaths
 SCHEDULES = ("sandwich", "progressive", "delayed")
 BUDGET_S = 300.0
 SPACE = "hybrid-cifar"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def pick_archs(seed: int, n_random: int) -> list[tuple[str, Architecture]]:
@@ -182,7 +172,7 @@ def build_report(
         f"Space `{SPACE}` (hash {space.hash()}), data `digits` (scikit-learn, 8x8 images resized "
         f"to each subnet's resolution; {sizes['train']} train / {sizes['val']} val / "
         f"{sizes['test']} test images, split seed "
-        f"{base.data_seed}). Machine: {_cpu_name()}, {os.cpu_count()} logical CPUs shared with "
+        f"{base.data_seed}). Machine: {cpu_model_name()}, {os.cpu_count()} logical CPUs shared with "
         f"other users, torch {torch.__version__}, `torch.set_num_threads({threads})`.",
         "",
         "Settings (the defaults of `nas train` unless the command above sets them): "
