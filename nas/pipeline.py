@@ -39,8 +39,9 @@ class RunPlan:
     space: str = "hybrid-cifar"
     data: str = "digits"
     seed: int = 0
-    epochs: int = 12
+    epochs: int = 15
     train_lr: float | None = None  # None: the optimizer's default (nas train --lr)
+    train_batch_size: int | None = None  # None: nas train's default (--batch-size)
     samples: int = 100
     sample_strategy: str = "flops"
     predictor_models: tuple[str, ...] = ("ridge", "gbm")
@@ -71,6 +72,7 @@ class RunPlan:
             space="hybrid-tiny",
             epochs=10,
             train_lr=0.01,
+            train_batch_size=64,
             samples=40,
             profile_rounds=3,
             profile_repeats=10,
@@ -208,6 +210,7 @@ class Pipeline:
             epochs=p.epochs,
             lr=p.train_lr,
             seed=p.seed,
+            **({} if p.train_batch_size is None else {"batch_size": p.train_batch_size}),
             threads=p.threads,
         )
         resume = (self.paths.supernet / "checkpoint.pt").exists()

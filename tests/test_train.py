@@ -452,3 +452,13 @@ def test_benchmark_replay_of_the_sampler_matches_training(data_spec, tmp_path, m
     cfg = tiny_config(data_spec, epochs=2, schedule="progressive", eval_every=2)
     train(cfg, tmp_path / "r", progress=False)
     assert slot_updates(cfg, 300 // 32) == seen
+
+
+def test_sweep_variants_are_distinct_and_its_best_is_the_default():
+    from nas.benchmarks.supernet_sweep import SPACE, VARIANTS, variant_config
+
+    configs = {name: variant_config(overrides) for name, overrides in VARIANTS.items()}
+    settings = [json.dumps(c.to_dict(), sort_keys=True) for c in configs.values()]
+    assert len(set(settings)) == len(settings)
+    default = TrainConfig(space=SPACE, data="digits", threads=1, eval_every=100)
+    assert configs["bs16-lr3e-3-kd0.25-15ep"].differences(default) == {}

@@ -19,8 +19,8 @@ _OPTIONS: dict[str, dict] = {
         "help": "data spec: digits (default), cifar10:PATH, cifar100:PATH, folder:PATH, npz:PATH"
     },
     "data_seed": {"type": int, "help": "seed of the train/val/test split (default 0)"},
-    "epochs": {"type": int, "help": "training epochs (default 12)"},
-    "batch_size": {"type": int, "help": "training batch size (default 64)"},
+    "epochs": {"type": int, "help": "training epochs (default 15)"},
+    "batch_size": {"type": int, "help": "training batch size (default 16)"},
     "schedule": {"choices": SCHEDULES, "help": "which subnets each step trains (default sandwich)"},
     "sandwich_n": {"type": int, "help": "random subnets per step besides largest/smallest (2)"},
     "delay_fraction": {"type": float, "help": "delayed: fraction of epochs on the largest (0.5)"},
@@ -32,7 +32,7 @@ _OPTIONS: dict[str, dict] = {
         "help": "fixed: the one architecture to train (short string, JSON, or a JSON file)",
     },
     "optimizer": {"choices": OPTIMIZERS, "help": "adamw (default) or sgd"},
-    "lr": {"type": float, "help": "peak learning rate (default 2e-3 adamw, 0.05 sgd)"},
+    "lr": {"type": float, "help": "peak learning rate (default 3e-3 adamw, 0.05 sgd)"},
     "weight_decay": {"type": float, "help": "weight decay (default 0.05 adamw, 4e-5 sgd)"},
     "warmup_epochs": {"type": float, "help": "linear warm-up epochs before the cosine (1)"},
     "label_smoothing": {"type": float, "help": "label smoothing of the largest's loss (0.1)"},
@@ -41,7 +41,7 @@ _OPTIONS: dict[str, dict] = {
     "temperature": {"type": float, "help": "distillation temperature (1.0)"},
     "distill_weight": {
         "type": float,
-        "help": "weight of distillation vs labels for the other subnets (0.5)",
+        "help": "weight of distillation vs labels for the other subnets (0.25)",
     },
     "augment": {
         "action": argparse.BooleanOptionalAction,
