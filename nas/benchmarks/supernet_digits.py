@@ -66,7 +66,11 @@ def ensure_run(run_dir: Path, config: TrainConfig, *, progress: bool) -> dict:
     """Train (or resume, or reuse) one run; returns its timing record (``bench.json``)."""
     record_path = run_dir / "bench.json"
     if _finished(run_dir, config) and record_path.is_file():
-        return json.loads(record_path.read_text())
+        record = json.loads(record_path.read_text())
+        if "threads" not in record:  # records written before threads were kept in them
+            saved = json.loads(RunPaths(run_dir).config.read_text())["train"]
+            record["threads"] = saved.get("threads")
+        return record
     resume = RunPaths(run_dir).config.exists()
     load_before = os.getloadavg()
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -169,7 +173,9 @@ def build_report(
         f"The command trains {len(timing)} runs into `{runs_dir}/` (a finished "
         "run is reused, an unfinished one resumed; `--only NAME` trains a part), "
         f"{sum(r['train_cpu_s'] + r['eval_cpu_s'] for r in timing.values()) / 60:.0f} CPU-minutes "
-        "in all here, then evaluates every subnet.",
+        "in all here, then evaluates every subnet. A reused run keeps the thread count it was "
+        "trained with (the timing table shows it): here each run was trained by "
+        "`--only NAME [--threads 2]` first, then this command wrote the report.",
         "",
         f"Space `{SPACE}` (hash {space.hash()}), data `digits` (scikit-learn, 8x8 images resized "
         f"to each subnet's resolution; {sizes['train']} train / {sizes['val']} val / "
@@ -210,7 +216,7 @@ def build_report(
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | --- |",
     ]
     for name, rec in timing.items():
-        e, threads_used = rec["epochs"], rec.get("threads") or os.cpu_count() or 1
+        e, threads_used = rec["epochs"], rec["threads"] or os.cpu_count() or 1
         wall, cpu = rec["train_s"] + rec["eval_s"], rec["train_cpu_s"] + rec["eval_cpu_s"]
         cpu_ok = cpu <= BUDGET_S * threads_used  # the core-seconds its threads get in 5 minutes
         lines.append(
@@ -281,7 +287,7 @@ def build_report(
         if rec:
             lines.append(
                 f"- time, {k}: {rec['train_s'] + rec['eval_s']:.0f} s of wall time "
-                f"(budget {BUDGET_S:.0f} s) with {rec.get('threads') or 'all'} torch thread(s): "
+                f"(budget {BUDGET_S:.0f} s) with {rec['threads'] or os.cpu_count()} torch thread(s): "
                 f"{rec['train_s']:.0f} s training + {rec['eval_s']:.0f} s per-epoch validation, "
                 f"{rec['train_cpu_s'] + rec['eval_cpu_s']:.0f} s of CPU; load average of "
                 f"{rec['loadavg_before'][0]:.1f} -> {rec['loadavg_after'][0]:.1f} on 2 cores."
