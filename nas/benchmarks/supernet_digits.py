@@ -53,19 +53,19 @@ def pick_archs(seed: int, n_random: int) -> list[tuple[str, Architecture]]:
     return out
 
 
-def _finished(run_dir: Path, config: TrainConfig) -> bool:
+def run_finished(run_dir: Path, config: TrainConfig) -> bool:
+    """Whether ``run_dir`` holds a complete run of ``config`` (threads and device may differ)."""
     paths = RunPaths(run_dir)
     if not paths.summary.is_file() or not paths.config.is_file():
         return False
     saved = TrainConfig.from_dict(json.loads(paths.config.read_text())["train"])
-    # threads and device may differ: they change how fast a run went, not what it computed
     return not saved.differences(config) and json.loads(paths.summary.read_text())["complete"]
 
 
 def ensure_run(run_dir: Path, config: TrainConfig, *, progress: bool) -> dict:
     """Train (or resume, or reuse) one run; returns its timing record (``bench.json``)."""
     record_path = run_dir / "bench.json"
-    if _finished(run_dir, config) and record_path.is_file():
+    if run_finished(run_dir, config) and record_path.is_file():
         record = json.loads(record_path.read_text())
         if "threads" not in record:  # records written before threads were kept in them
             saved = json.loads(RunPaths(run_dir).config.read_text())["train"]

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas.benchmarks.supernet_digits import pick_archs, run_finished
 from nas.errors import UserError
 from nas.io import atomic_write_json, atomic_write_text
 from nas.latency.environment import cpu_model_name
@@ -73,19 +74,13 @@ def variant_config(overrides: dict) -> TrainConfig:
 def ensure_trained(run_dir: Path, config: TrainConfig) -> dict:
     """Train (or resume, or reuse) one variant; returns its ``summary.json``."""
     paths = RunPaths(run_dir)
-    done = paths.summary.is_file() and paths.config.is_file()
-    if done:
-        saved = TrainConfig.from_dict(json.loads(paths.config.read_text())["train"])
-        done = not saved.differences(config) and json.loads(paths.summary.read_text())["complete"]
-    if not done:
+    if not run_finished(run_dir, config):
         train(config, run_dir, resume=paths.config.exists(), progress=False, echo=True)
     return json.loads(paths.summary.read_text())
 
 
 def subnets() -> tuple[list, list]:
     """The 7 subnets of the supernet_digits benchmark and 10 more random ones."""
-    from nas.benchmarks.supernet_digits import pick_archs
-
     return [a for _, a in pick_archs(0, 5)], [a for _, a in pick_archs(1, 10)[2:]]
 
 
