@@ -62,15 +62,16 @@ def run_finished(run_dir: Path, config: TrainConfig) -> bool:
     return not saved.differences(config) and json.loads(paths.summary.read_text())["complete"]
 
 
+def _trained_threads(run_dir: Path) -> int | None:
+    """The torch threads the run was trained with, from its ``config.json`` (None: all cores)."""
+    return json.loads(RunPaths(run_dir).config.read_text())["train"].get("threads")
+
+
 def ensure_run(run_dir: Path, config: TrainConfig, *, progress: bool) -> dict:
     """Train (or resume, or reuse) one run; returns its timing record (``bench.json``)."""
     record_path = run_dir / "bench.json"
     if run_finished(run_dir, config) and record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if "threads" not in record:  # records written before threads were kept in them
-            saved = json.loads(RunPaths(run_dir).config.read_text())["train"]
-            record["threads"] = saved.get("threads")
-        return record
+        return {**json.loads(record_path.read_text()), "threads": _trained_threads(run_dir)}
     resume = RunPaths(run_dir).config.exists()
     load_before = os.getloadavg()
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -81,7 +82,7 @@ def ensure_run(run_dir: Path, config: TrainConfig, *, progress: bool) -> dict:
         "cpu_s": time.process_time() - cpu_start,
         "resumed_from": result.resumed_from,
         "epochs": len(result.history),
-        "threads": config.threads,
+        "threads": _trained_threads(run_dir),
         **{k: summary[k] for k in ("train_s", "train_cpu_s", "eval_s", "eval_cpu_s")},
         "loadavg_before": list(load_before),
         "loadavg_after": list(os.getloadavg()),

@@ -11,8 +11,8 @@ Formats (``formats=`` of :func:`export_model`):
 - ``torchscript``: ``<name>.torchscript.pt`` from ``torch.jit.trace`` in eval mode. Still the most
   widely loadable artefact (C++ ``torch::jit::load``, older torch), although torch 2.13 marks
   TorchScript deprecated; the warning is recorded in the manifest.
-- ``onnx``: ``<name>.onnx``, opset 20 by default (>= 17), batch dimension dynamic when the model allows it, checked
-  with ``onnx.checker`` and run with ONNX Runtime.
+- ``onnx``: ``<name>.onnx``, opset 20 by default (>= 17), batch dimension dynamic when the model
+  allows it, checked with ``onnx.checker`` and run with ONNX Runtime.
 
 Every artefact is reloaded and compared with the eager model (max abs difference <= ``atol``) at the
 example batch size and, where the batch is dynamic, at one more. Everything is written into a staging
