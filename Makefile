@@ -1,7 +1,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint
+.PHONY: run test install lint fashion-mnist run-fashion-mnist bench-fashion-mnist
 $(VENV)/.installed: pyproject.toml scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
 
@@ -15,3 +15,13 @@ test: install
 
 lint: install
 	$(BIN)/ruff check nas predictors tests
+
+# Fashion-MNIST (Debian's dataset-fashion-mnist; needs root or sudo) and the main result on it
+fashion-mnist: install
+	VENV=$(VENV) bash scripts/install.sh --fashion-mnist
+
+run-fashion-mnist: fashion-mnist
+	$(BIN)/nas run --data fashion-mnist --out results/run-fashion-mnist
+
+bench-fashion-mnist: fashion-mnist
+	$(BIN)/python -m nas.benchmarks.fashion_mnist

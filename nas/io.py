@@ -1,13 +1,23 @@
-"""Atomic file writes: write to a temporary file in the same folder, fsync, then rename."""
+"""Atomic file writes: write to a temporary file in the same folder, fsync, then rename.
+
+The temporary file is ``.<name>.<pid>-<random>.tmp`` beside the target: unique per write, removed
+when the write fails, and, when a killed process (SIGKILL, power loss) left one behind, removed by
+the next write of the same file once its process is gone. The rename (:func:`os.replace`) replaces
+the directory entry itself: a symlink planted at the destination is replaced by the new file and
+its target is never written to.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+_TMP_SUFFIX = ".tmp"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -17,18 +27,53 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    prefix = f".{path.name}.{os.getpid()}-"
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=_TMP_SUFFIX, dir=path.parent)
+    tmp = Path(name)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give normal permissions
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the rename; still there after a failure
     return path
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of earlier writes of ``path`` whose process no longer runs.
+
+    Only names this module makes are touched (``.<name>.<pid>-<random>.tmp``); a file of a process
+    that is still running (another writer) is left alone. Returns the removed paths.
+    """
+    path = Path(path)
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(\d+)-\w+" + re.escape(_TMP_SUFFIX))
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and not _alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a PID this module wrote: leave the file alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _umask() -> int:

@@ -28,6 +28,19 @@ from nas.errors import UserError
 from nas.io import atomic_write_json
 from nas.spaces import load_space
 
+
+def constraint_strings(bounds: dict[str, float]) -> list[str]:
+    """Search constraints for the bounds of a run (latency_ms, memory, optional params)."""
+    out = [f"latency_ms<={bounds['latency_ms']:.6g}", f"memory<={bounds['memory']:.0f}B"]
+    if "params" in bounds:
+        out.append(f"params<={bounds['params']:.0f}")
+    return out
+
+
+def _acc(result: dict[str, float] | None) -> float | None:
+    return None if result is None else float(result["acc"])
+
+
 STAGES: tuple[str, ...] = ("train", "profile", "sample", "fit", "search", "export", "report")
 Say = Callable[[str], None]
 
@@ -56,8 +69,12 @@ class RunPlan:
     latency_bound_ms: float | None = None  # None: the median predicted latency of random subnets
     memory_bound_bytes: float | None = None  # None: the 75th percentile of random subnets
     max_rounds: int = 3
+    params_bound: float | None = None  # None: no parameter-count constraint
     formats: tuple[str, ...] = ("pt", "torchscript", "onnx")
     standalone_checks: int = 3  # how many exported models are verified in a clean interpreter
+    finetune_epochs: int = 0  # OFA-style fine-tune of each exported subnet (0: inherited weights)
+    finetune_lr: float | None = None  # None: nas.train.finetune.FinetuneConfig's default
+    train_threads: int | None = None  # None: ``threads`` (the latency threads) for training too
     workers: int = 1
     ray_address: str | None = None
 
@@ -82,6 +99,34 @@ class RunPlan:
             standalone_checks=1,
         )
         return replace(plan, **overrides)
+
+    @classmethod
+    def fashion_mnist(cls, **overrides: Any) -> RunPlan:
+        """Fashion-MNIST on ``hybrid-fmnist`` (28x28 grayscale), under 100K parameters and the
+        derived latency bound, each export fine-tuned 10 epochs: about 75 minutes on 2 cores
+        (results/benchmarks/fashion_mnist.md says where the time goes)."""
+        plan = cls(
+            space="hybrid-fmnist",
+            data="fashion-mnist",
+            epochs=4,
+            train_batch_size=128,
+            train_threads=2,
+            samples=300,
+            params_bound=100_000,
+            finetune_epochs=10,
+            workers=2,
+        )
+        return replace(plan, **overrides)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> RunPlan:
+        """One of :data:`PRESETS` by name, with ``overrides``."""
+        if name not in PRESETS:
+            raise UserError(f"preset {name!r}: expected one of {', '.join(PRESETS)}")
+        return getattr(cls, PRESETS[name])(**overrides)
+
+
+PRESETS: dict[str, str] = {"default": "default", "quick": "quick", "fashion-mnist": "fashion_mnist"}
 
 
 @dataclass
@@ -211,7 +256,7 @@ class Pipeline:
             lr=p.train_lr,
             seed=p.seed,
             **({} if p.train_batch_size is None else {"batch_size": p.train_batch_size}),
-            threads=p.threads,
+            threads=p.train_threads or p.threads,
         )
         resume = (self.paths.supernet / "checkpoint.pt").exists()
         result = train(
@@ -302,6 +347,8 @@ class Pipeline:
             genes = np.stack([encode(self.space, a) for a in archs])
             memory = GenomeTables(self.space).costs(genes)["memory"]
             bounds["memory"] = float(np.percentile(memory, 75))
+        if self.plan.params_bound is not None:
+            bounds["params"] = float(self.plan.params_bound)
         return bounds
 
     def _search(self, round_: int, bounds: dict[str, float]) -> Any:
@@ -317,10 +364,7 @@ class Pipeline:
         return run_search(
             self.space,
             objectives=["max:val_acc", "min:latency_ms"],
-            constraints=[
-                f"latency_ms<={bounds['latency_ms']:.6g}",
-                f"memory<={bounds['memory']:.0f}B",
-            ],
+            constraints=constraint_strings(bounds),
             algo=self.plan.algo,
             budget=self.plan.budget,
             seed=self.plan.seed + round_,
@@ -347,7 +391,6 @@ class Pipeline:
         """Export the front's best ``top``, re-measure them; tighten and search again if a measured
         latency breaks the bound (at most ``max_rounds`` rounds in all)."""
         from nas.arch import Architecture
-        from nas.export.pipeline import export_architecture
 
         p = self.plan
         info = self.ledger.stages["search"]
@@ -361,35 +404,11 @@ class Pipeline:
             for k, row in enumerate(picked):
                 arch = Architecture.from_json(row["arch_json"])
                 out = self.paths.export / f"round{round_}" / arch.arch_id()
-                result = export_architecture(
-                    self.paths.supernet,
-                    arch,
-                    out,
-                    formats=p.formats,
-                    lut=self.paths.table,
-                    threads=p.threads,
-                    seed=p.seed,
-                    overwrite=True,
-                    standalone_check=k < p.standalone_checks,
+                entry = self._export(
+                    arch, out, standalone_check=k < p.standalone_checks, finetune=False
                 )
-                runtime = "onnxruntime" if p.device == "onnxruntime" else "torch"
-                measured = result.measured.get(runtime)
-                exported.append(
-                    {
-                        "arch_id": arch.arch_id(),
-                        "arch": arch.to_str(),
-                        "folder": str(out.relative_to(self.paths.root)),
-                        "flops": result.costs.flops,
-                        "params": result.costs.params,
-                        "memory": result.costs.peak_memory_bytes,
-                        "predicted_acc": float(row["val_acc"]),
-                        "val_acc": result.val_acc,
-                        "test_acc": result.test_acc,
-                        "predicted_ms": result.predicted_ms,
-                        "measured_ms": None if measured is None else measured.latency_ms,
-                        "runtime": runtime,
-                    }
-                )
+                entry["predicted_acc"] = float(row["val_acc"])
+                exported.append(entry)
             worst = max(
                 (e["measured_ms"] / bound for e in exported if e["measured_ms"] is not None),
                 default=0.0,
@@ -414,11 +433,101 @@ class Pipeline:
                 f"  measured latency broke the bound: searching again under {search_bounds['latency_ms']:.3f} ms"
             )
             self._search(round_, search_bounds)
+        if self._finetune_config() is not None:  # latency is settled: fine-tune the last round's
+            final = rounds[-1]
+            self.say(
+                f"  fine-tuning the {len(final['exported'])} exported models "
+                f"{p.finetune_epochs} epoch(s) each"
+            )
+            for k, entry in enumerate(final["exported"]):
+                arch = Architecture.from_str(entry["arch"])
+                tuned = self._export(
+                    arch,
+                    self.paths.root / entry["folder"],
+                    standalone_check=k < p.standalone_checks,
+                    finetune=True,
+                )
+                final["exported"][k] = {**tuned, "predicted_acc": entry["predicted_acc"]}
         return {
             "bound_ms": bound,
             "rounds": rounds,
             "within_bound": rounds[-1]["worst_ratio"] <= 1.0,
+            "random_search": self._random_baseline(info["bounds"]),
         }
+
+    def _finetune_config(self) -> Any:
+        from nas.train.finetune import FinetuneConfig
+
+        p = self.plan
+        if p.finetune_epochs <= 0:
+            return None
+        lr = {} if p.finetune_lr is None else {"lr": p.finetune_lr}
+        return FinetuneConfig(epochs=p.finetune_epochs, seed=p.seed, **lr)
+
+    def _export(
+        self, arch: Any, out: Path, *, standalone_check: bool, finetune: bool = True
+    ) -> dict[str, Any]:
+        """Export ``arch`` to ``out`` (fine-tuned if the plan says so); its row for the report."""
+        from nas.export.pipeline import export_architecture
+
+        p = self.plan
+        result = export_architecture(
+            self.paths.supernet,
+            arch,
+            out,
+            formats=p.formats,
+            lut=self.paths.table,
+            threads=p.threads,
+            seed=p.seed,
+            overwrite=True,
+            standalone_check=standalone_check,
+            finetune=self._finetune_config() if finetune else None,
+        )
+        runtime = "onnxruntime" if p.device == "onnxruntime" else "torch"
+        measured = result.measured.get(runtime)
+        inherited = result.finetune["before"] if result.finetune else result.accuracy
+        return {
+            "arch_id": arch.arch_id(),
+            "arch": arch.to_str(),
+            "folder": str(out.relative_to(self.paths.root)),
+            "flops": result.costs.flops,
+            "params": result.costs.params,
+            "memory": result.costs.peak_memory_bytes,
+            "val_acc": result.val_acc,
+            "test_acc": result.test_acc,
+            "val_acc_inherited": _acc(inherited["val"]),
+            "test_acc_inherited": _acc(inherited["test"]),
+            "finetune_epochs": p.finetune_epochs if result.finetune else 0,
+            "predicted_ms": result.predicted_ms,
+            "measured_ms": None if measured is None else measured.latency_ms,
+            "runtime": runtime,
+        }
+
+    def _random_baseline(self, bounds: dict[str, float]) -> dict[str, Any] | None:
+        """Random search at the same measured-subnet budget: of the sampled subnets that meet the
+        search's bounds (predicted latency, memory, params), the best by validation accuracy,
+        exported like the searched ones. None when no sampled subnet meets the bounds."""
+        import pandas as pd
+
+        from nas.arch import Architecture
+
+        rows = pd.read_csv(self.paths.samples)
+        ok = (rows["latency_ms"] <= bounds["latency_ms"]) & (rows["memory"] <= bounds["memory"])
+        if "params" in bounds:
+            ok &= rows["params"] <= bounds["params"]
+        feasible = rows[ok]
+        self.say(
+            f"  random search: {len(feasible)} of {len(rows)} measured subnets meet the bounds"
+        )
+        if feasible.empty:
+            return None
+        best = feasible.sort_values(["val_acc", "arch_id"], ascending=[False, True]).iloc[0]
+        arch = Architecture.from_json(best["arch_json"])
+        entry = self._export(
+            arch, self.paths.export / "random" / arch.arch_id(), standalone_check=False
+        )
+        entry["predicted_acc"] = float(best["val_acc"])  # measured when sampled, not predicted
+        return {"measured": len(rows), "feasible": len(feasible), "exported": entry}
 
     def _stage_report(self) -> dict[str, Any]:
         from nas.report import write_report

@@ -18,7 +18,8 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _si(value: float) -> str:
+def si(value: float) -> str:
+    """A count with an SI suffix: 12.34K, 5.60M."""
     for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(value) >= factor:
             return f"{value / factor:.2f}{prefix}"
@@ -26,10 +27,12 @@ def _si(value: float) -> str:
 
 
 def exported_table(rows: list[dict[str, Any]], bound_ms: float) -> list[str]:
+    tuned = any(e.get("finetune_epochs") for e in rows)
+    inherited = " | inherited val / test" if tuned else ""
     lines = [
         "| arch id | FLOPs | params | peak memory | predicted acc | val acc | test acc (reported only) "
-        "| predicted ms | measured ms | within bound |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"{inherited}| predicted ms | measured ms | within bound |",
+        "|---|---|---|---|---|---|---|" + ("---|" if tuned else "") + "---|---|---|",
     ]
     for e in rows:
         ok = (
@@ -38,11 +41,29 @@ def exported_table(rows: list[dict[str, Any]], bound_ms: float) -> list[str]:
             else ("yes" if e["measured_ms"] <= bound_ms else "**no**")
         )
         lines.append(
-            f"| `{e['arch_id']}` | {_si(e['flops'])} | {_si(e['params'])} | {e['memory'] / 1024:.1f} KiB "
+            f"| `{e['arch_id']}` | {si(e['flops'])} | {si(e['params'])} | {e['memory'] / 1024:.1f} KiB "
             f"| {_pct(e['predicted_acc'])} | {_pct(e['val_acc'])} | {_pct(e['test_acc'])} "
-            f"| {_ms(e['predicted_ms'])} | {_ms(e['measured_ms'])} | {ok} |"
+            + (
+                f"| {_pct(e.get('val_acc_inherited'))} / {_pct(e.get('test_acc_inherited'))} "
+                if tuned
+                else ""
+            )
+            + f"| {_ms(e['predicted_ms'])} | {_ms(e['measured_ms'])} | {ok} |"
         )
     return lines
+
+
+def random_search_section(baseline: dict[str, Any] | None, bound_ms: float) -> list[str]:
+    """The random-search baseline at the same number of measured subnets."""
+    lines = ["", "### Random search at the same budget", ""]
+    if baseline is None:
+        return [*lines, "None of the measured subnets meets the bounds: no random-search baseline."]
+    lines.append(
+        f"Of the {baseline['measured']} subnets measured for the predictor (drawn at random, "
+        f"stratified by FLOPs), {baseline['feasible']} meet the bounds; the best of them by "
+        "validation accuracy, exported the same way:"
+    )
+    return [*lines, "", *exported_table([baseline["exported"]], bound_ms)]
 
 
 def summary_rows(stages: dict[str, Any]) -> list[dict[str, Any]]:
@@ -56,10 +77,9 @@ def write_report(root: Path, plan: Any, stages: dict[str, Any]) -> Path:
     from dataclasses import asdict
 
     lines = ["# nas run report", ""]
+    preset = {"hybrid-tiny": "--preset quick ", "hybrid-fmnist": "--preset fashion-mnist "}
     lines += [
-        "Reproduce: `nas run "
-        + ("--quick " if plan.space == "hybrid-tiny" else "")
-        + f"--out {root}`",
+        f"Reproduce: `nas run {preset.get(plan.space, '')}--out {root}` (settings at the end).",
         "",
     ]
     lines += ["## Stages", "", "| stage | seconds |", "|---|---|"]
@@ -134,6 +154,13 @@ def write_report(root: Path, plan: Any, stages: dict[str, Any]) -> Path:
                         else "; no rounds left."
                     )
                 )
+        if any(e.get("finetune_epochs") for e in export["rounds"][-1]["exported"]):
+            lines.append(
+                f"\nThe last round's models were fine-tuned {plan.finetune_epochs} epoch(s) from "
+                "their inherited weights after their latency was measured; val / test accuracy "
+                "are after fine-tuning, the inherited column before."
+            )
+        lines += random_search_section(export.get("random_search"), bound)
         lines.append("")
         lines.append(
             "All exported models within the latency bound."

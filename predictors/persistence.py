@@ -9,6 +9,11 @@ A predictor directory holds ``card.json`` and the learned state:
 - ``*.skops``: gradient-boosted trees in skops format, loaded with an explicit list of trusted types
   (skops reconstructs objects from a schema; it never unpickles).
 
+A save is atomic as a set: ``card.json`` is written last (one rename) and the payload files it
+lists never have the names of the files the previous card lists (their prefix is ``model``, or
+``model-b`` where that would reuse a listed name), so a save killed at any point leaves the
+previous predictor loadable; the previous payloads are removed only after the new card is in place.
+
 Only the classes in :data:`REGISTRY` are rebuilt; their constructors only store parameters. Every
 payload's hash is checked against the card before it is parsed, so a modified or truncated file is
 refused (:class:`nas.errors.IncompatibleFileError`), as is a card for another search space.
@@ -20,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,9 @@ CARD_FILE = "card.json"
 REGISTRY: dict[str, type[BaseEstimator]] = {
     cls.__name__: cls for cls in (RidgeOneHot, GBMPredictor, MLPPredictor, EnsemblePredictor)
 }
+# Payload name prefixes: a save uses the first whose names the current card does not list.
+_PREFIXES = ("model", "model-b")
+_PAYLOAD_RE = re.compile(r"(?:model|model-b)(?:\.\d{3})*(?:\.[a-z_]+)?\.(?:npz|skops)")
 _RESERVED = ("format", "format_version", "estimator", "estimator_class", "files", "n_features",
              "library_versions")
 
@@ -170,23 +179,27 @@ def save_predictor(estimator: BaseEstimator, directory: str | os.PathLike, card:
 
     ``card`` must hold ``space_hash`` (str); ``feature_names`` (one per column) and anything else
     JSON-serialisable (training size, metrics, target) are kept as given. Payload files are
-    written atomically before the card, so a crash never leaves a card pointing at partial files.
+    written atomically under names the current card does not use, then the card: a crash at any
+    point leaves the previous predictor (or none) loadable, never a card pointing at other files.
     """
     if not isinstance(card, dict) or not isinstance(card.get("space_hash"), str):
         raise ValueError("card must be a dict with a 'space_hash' string")
     clash = sorted(set(card) & set(_RESERVED))
     if clash:
         raise ValueError(f"card keys {clash} are reserved for the saved format")
-    files: dict[str, bytes] = {}
-    spec = _dump(estimator, "model", files)
+    directory = Path(directory)
+    old_files = _previous_files(directory)
+    for prefix in _PREFIXES:  # the first whose file names the current card does not list
+        files: dict[str, bytes] = {}
+        spec = _dump(estimator, prefix, files)
+        if not set(files) & old_files:
+            break
     names = card.get("feature_names")
     if names is not None and len(names) != spec["n_features_in_"]:
         raise ValueError(
             f"card lists {len(names)} feature names; the estimator has {spec['n_features_in_']} features"
         )
-    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    old_files = _previous_files(directory)
     for name, data in files.items():
         atomic_write(directory / name, lambda f, data=data: f.write(data))
     full = dict(card)
@@ -199,10 +212,16 @@ def save_predictor(estimator: BaseEstimator, directory: str | os.PathLike, card:
         files={name: _sha256(data) for name, data in sorted(files.items())},
         library_versions=_library_versions(),
     )
-    path = atomic_write_json(directory / CARD_FILE, full)
-    for stale in old_files - set(files):
-        (directory / stale).unlink(missing_ok=True)
+    path = atomic_write_json(directory / CARD_FILE, full)  # the commit
+    _remove_stale_payloads(directory, old_files - set(files), keep=set(files))
     return path
+
+
+def _remove_stale_payloads(directory: Path, previous: set[str], keep: set[str]) -> None:
+    """Remove the previous card's payloads and any left by a save that was killed before its card."""
+    leftovers = {p.name for p in directory.iterdir() if _PAYLOAD_RE.fullmatch(p.name)}
+    for name in (previous | leftovers) - keep:
+        (directory / name).unlink(missing_ok=True)
 
 
 def _previous_files(directory: Path) -> set[str]:

@@ -9,7 +9,9 @@ import torch
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 torch.set_num_threads(1)
 
-SHIPPED = ("hybrid-tiny", "hybrid-cifar", "ofa-mbv3")
+from nas.spaces.loader import shipped_spaces  # noqa: E402
+
+SHIPPED = tuple(shipped_spaces())  # every YAML in search_spaces/, so a new space is tested too
 
 
 def randomise_bn(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -24,3 +26,13 @@ def randomise_bn(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
                 m.bias.copy_(torch.rand(n, generator=gen) - 0.5)
     return module
+
+
+def train_tiny_run(out) -> None:
+    """A finished 1-epoch hybrid-tiny run on digits in ``out`` (seconds; for export tests)."""
+    from nas.cli import main
+
+    rc = main(["train", "--space", "hybrid-tiny", "--data", "digits", "--epochs", "1",
+               "--out", str(out), "--no-progress", "--threads", "1", "--sandwich-n", "1",
+               "--recal-batches", "2", "--batch-size", "128"])
+    assert rc == 0

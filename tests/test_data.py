@@ -204,7 +204,7 @@ def test_stratified_split_invariants(labels, val, test, seed):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("imagenet:/data", "expected digits, cifar10:PATH"),
+        ("imagenet:/data", "expected digits, fashion-mnist"),
         ("cifar10:", "no path; expected cifar10:PATH"),
         ("digits:/x", "digits takes no path"),
     ],

@@ -27,6 +27,7 @@ from nas.latency import LatencyTable, TableEntry, TableMeta, TimingProtocol
 from nas.spaces import load_space
 from nas.train import evaluate_subnet, load_supernet
 from nas.units import arch_keys
+from tests.conftest import train_tiny_run
 
 torch.set_num_threads(1)
 SPACE = load_space("hybrid-tiny")
@@ -38,10 +39,7 @@ OTHER = Architecture.from_str("r16 | w8: ir_k3_e1 | w24: at_h2_m2")
 def run_dir(tmp_path_factory) -> Path:
     """A finished 1-epoch run with a search front (JSON) and a samples CSV beside it."""
     out = tmp_path_factory.mktemp("run") / "run"
-    rc = main(["train", "--space", "hybrid-tiny", "--data", "digits", "--epochs", "1",
-               "--out", str(out), "--no-progress", "--threads", "1", "--sandwich-n", "1",
-               "--recal-batches", "2", "--batch-size", "128"])
-    assert rc == 0
+    train_tiny_run(out)
     (out / "search" / "nsga2").mkdir(parents=True)
     front = [{"arch_id": a.arch_id(), "arch": a.to_str(), "val_acc": 0.5} for a in (OTHER, ARCH)]
     (out / "search" / "nsga2" / "front.json").write_text(json.dumps({"front": front}))
@@ -284,15 +282,72 @@ def test_table_of_another_space_exits_2(run_dir, tmp_path, capsys):
     assert "hybrid-cifar" in _one_line_error(capsys) and not (tmp_path / "out").exists()
 
 
-def test_non_empty_out_is_refused_then_replaced_with_force(run_dir, tmp_path, capsys):
+def test_an_earlier_export_is_refused_then_replaced_with_force(run_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert export_fast(run_dir, ARCH.to_str(), out) == 0
+    assert export_fast(run_dir, OTHER.to_str(), out) == 2
+    assert "--force" in _one_line_error(capsys) and card_of(out)["details"]
+    assert export_fast(run_dir, OTHER.to_str(), out, "--force") == 0
+    assert OTHER.arch_id() in json.dumps(card_of(out))
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging or old folder left
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): None if p.is_dir() else p.read_bytes()
+            for p in sorted(root.rglob("*"))}
+
+
+def test_force_never_deletes_a_folder_that_is_not_an_earlier_export(run_dir, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert export_fast(run_dir, ARCH.to_str(), out) == 2
-    assert "--force" in _one_line_error(capsys) and (out / "keep.txt").read_text() == "mine"
-    assert export_fast(run_dir, ARCH.to_str(), out, "--force") == 0
-    assert not (out / "keep.txt").exists() and (out / "model_card.json").is_file()
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging or old folder left
+    for extra in ((), ("--force",)):
+        assert export_fast(run_dir, ARCH.to_str(), out, *extra) == 2
+        assert "not an earlier 'nas export' output" in _one_line_error(capsys)
+        assert (out / "keep.txt").read_text() == "mine"
+    # an earlier export with a file of the user's added is not the export's own output either
+    assert export_fast(run_dir, ARCH.to_str(), tmp_path / "done") == 0
+    (tmp_path / "done" / "notes.md").write_text("mine")
+    assert export_fast(run_dir, ARCH.to_str(), tmp_path / "done", "--force") == 2
+    assert "'notes.md'" in _one_line_error(capsys)
+    assert (tmp_path / "done" / "notes.md").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done", "out"]
+
+
+def test_force_never_deletes_the_run_folder_or_what_holds_it(run_dir, tmp_path, capsys,
+                                                             monkeypatch):
+    """The issue's data loss: --force --out <the run>, <its parent>, .. from inside the run."""
+    before = _tree(run_dir.parent)
+    cases = [(run_dir, "is the training run folder"),
+             (run_dir.parent, "not an earlier 'nas export' output"),
+             (run_dir / "search", "is inside the training run folder"),
+             (run_dir / "exports" / "new", "is inside the training run folder")]
+    for out, message in cases:
+        assert export_fast(run_dir, ARCH.to_str(), out, "--force") == 2
+        assert message in _one_line_error(capsys)
+    monkeypatch.chdir(run_dir / "search" / "nsga2")
+    assert export_fast(run_dir, ARCH.to_str(), Path(".."), "--force") == 2
+    assert "is inside the training run folder" in _one_line_error(capsys)
+    assert _tree(run_dir.parent) == before  # nothing deleted, no .old-* or staging folder
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "keep.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    assert export_fast(run_dir, ARCH.to_str(), Path(".."), "--force") == 2
+    assert "is the current folder or holds it" in _one_line_error(capsys)
+    assert sorted(_tree(tmp_path)) == ["a", "a/b", "a/keep.txt"]
+
+
+def test_nas_run_layout_reexports_with_overwrite(run_dir):
+    """``nas run`` exports beside its run folder (<root>/supernet) into <root>/export/roundN/<id>
+    with overwrite=True; a rerun replaces its own earlier export there."""
+    from nas.export.pipeline import export_architecture
+
+    out = run_dir.parent / "export" / "round0" / ARCH.arch_id()
+    for _ in range(2):
+        result = export_architecture(run_dir, ARCH, out, formats="pt", measure_latency=False,
+                                     standalone_check=False, overwrite=True)
+        assert result.files["model_card_json"].is_file()
+    assert sorted(p.name for p in out.parent.iterdir()) == [ARCH.arch_id()]
 
 
 def test_failure_late_in_the_export_leaves_nothing(run_dir, tmp_path, monkeypatch, capsys):

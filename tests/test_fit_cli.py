@@ -121,6 +121,30 @@ def test_predictor_for_another_space_or_tampered_is_refused(samples, tmp_path):
         load_predictor_for(load_space(SPACE), out)
 
 
+def test_fit_killed_before_the_card_keeps_the_old_predictor(samples, new_archs, tmp_path,
+                                                            monkeypatch):
+    """A kill during ``nas fit`` into an existing folder, after the model files and before
+    ``card.json``: the previous predictor still loads and predicts as before."""
+    import predictors.persistence as persistence
+
+    space = load_space(SPACE)
+    out = tmp_path / "p"
+    assert main(["fit", "--samples", str(samples), "--model", "ridge", "--out", str(out)]) == 0
+    before = load_predictor_for(space, out).predict(new_archs)
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt  # Ctrl-C there; a SIGKILL stops at the same point
+
+    monkeypatch.setattr(persistence, "atomic_write_json", killed)
+    refit = ["fit", "--samples", str(samples), "--model", "ridge", "--stats", "macs", "--out",
+             str(out)]  # the same file names as the first fit, other content
+    assert main(refit) == 130
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_predictor_for(space, out).predict(new_archs), before)
+    assert main(refit) == 0
+    assert json.loads((out / "card.json").read_text())["encoder"]["stats"] == ["macs"]
+
+
 def test_fit_refuses_unlabelled_samples_and_empty_targets(samples, tmp_path):
     bare = tmp_path / "bare.csv"
     bare.write_bytes(samples.read_bytes())

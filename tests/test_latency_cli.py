@@ -104,6 +104,36 @@ def test_interrupted_profile_resumes(tmp_path: Path, monkeypatch) -> None:
     assert all(done.entries[k] == partial.entries[k] for k in partial.keys())
 
 
+def test_profile_killed_between_csv_and_sidecar_resumes(tmp_path: Path, monkeypatch,
+                                                       capsys) -> None:
+    """A kill after a save replaced the CSV and before its JSON: the previous pair still loads
+    and ``nas profile`` resumes from it (it used to refuse the pair forever)."""
+    from nas.latency import table as table_module
+
+    out = tmp_path / "tiny.csv"
+    writes = {"n": 0}
+    real = table_module.atomic_write_json
+
+    def killed_at_second_sidecar(*args, **kwargs):
+        writes["n"] += 1
+        if writes["n"] == 2:  # the second chunk's save: its CSV is written, its JSON is not
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(table_module, "atomic_write_json", killed_at_second_sidecar)
+    with pytest.raises(KeyboardInterrupt):
+        profile_space(TINY, out, FAST_PROTOCOL, calibrate=0, chunk_size=16, save_every_s=0,
+                      progress=False, say=lambda _: None)
+    monkeypatch.undo()
+    assert len(list(csv.reader(out.open()))) == 1 + 32  # the new CSV is in place
+    assert len(LatencyTable.load(out)) == 16  # the pair its JSON describes: the first chunk
+    capsys.readouterr()
+    assert profile(out, "--calibrate", "0") == 0
+    assert "70 measured now, 16 already there" in capsys.readouterr().out
+    assert sorted(LatencyTable.load(out).keys()) == sorted(space_keys(TINY))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.csv", "tiny.json"]
+
+
 def test_merge_partial_tables_and_refit_calibration(full_table: Path, tmp_path: Path,
                                                     capsys) -> None:
     full = LatencyTable.load(full_table)

@@ -11,11 +11,13 @@ from nas.cli import main
 from nas.errors import UserError
 from nas.pipeline import STAGES, Pipeline, RunPlan
 
+QUICK = ("--quick", "--finetune", "1")  # the quick preset, with the export fine-tune exercised
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    assert main(["run", "--quick", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", *QUICK, "--out", str(out), "--no-progress"]) == 0
     return out
 
 
@@ -53,7 +55,55 @@ def test_quick_run_writes_every_stage(quick_run, capsys):
 
 
 def test_rerun_skips_done_stages_and_refuses_other_settings(quick_run, capsys):
-    assert main(["run", "--quick", "--out", str(quick_run), "--no-progress"]) == 0
+    assert main(["run", *QUICK, "--out", str(quick_run), "--no-progress"]) == 0
     assert capsys.readouterr().out.count("skipped") == len(STAGES)
     with pytest.raises(UserError, match="other settings"):
         Pipeline(RunPlan.quick(epochs=3), quick_run, progress=False)
+
+
+def test_exports_are_fine_tuned_and_random_search_sits_beside_them(quick_run):
+    stages = json.loads((quick_run / "stages.json").read_text())["stages"]
+    report = (quick_run / "report.md").read_text()
+    for e in stages["export"]["rounds"][-1]["exported"]:
+        card = json.loads((quick_run / e["folder"] / "model_card.json").read_text())
+        ft = card["details"]["weights"]["finetune"]
+        assert e["finetune_epochs"] == 1 and ft["config"]["epochs"] == 1
+        assert e["val_acc"] == ft["after"]["val"]["acc"]
+        assert e["val_acc_inherited"] == ft["before"]["val"]["acc"]
+    baseline = stages["export"]["random_search"]
+    assert "Random search at the same budget" in report
+    samples = pd.read_csv(quick_run / "samples.csv", comment="#")
+    assert baseline["measured"] == len(samples)
+    bounds = stages["search"]["bounds"]
+    feasible = samples[(samples["latency_ms"] <= bounds["latency_ms"])
+                       & (samples["memory"] <= bounds["memory"])]
+    assert baseline["feasible"] == len(feasible)
+    if len(feasible):
+        best = baseline["exported"]
+        assert best["arch_id"] in set(feasible["arch_id"])
+        assert best["predicted_acc"] == feasible["val_acc"].max()
+        assert (quick_run / best["folder"] / "model.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "preset"),
+    [([], "default"), (["--quick"], "quick"), (["--data", "fashion-mnist"], "fashion-mnist"),
+     (["--data", "fashion-mnist:/x"], "fashion-mnist"), (["--data", "npz:/x"], "default"),
+     (["--preset", "quick", "--data", "fashion-mnist"], "quick")],
+)
+def test_preset_follows_the_data_kind(argv, preset):
+    import argparse
+
+    from nas.cli.run_cmd import preset_name, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    assert preset_name(parser.parse_args(["run", *argv])) == preset
+
+
+def test_fashion_mnist_preset_bounds_params():
+    plan = RunPlan.preset("fashion-mnist", seed=3)
+    assert (plan.space, plan.data, plan.seed) == ("hybrid-fmnist", "fashion-mnist", 3)
+    assert plan.params_bound == 100_000 and plan.finetune_epochs > 0
+    with pytest.raises(UserError, match="expected one of"):
+        RunPlan.preset("imagenet")

@@ -23,9 +23,12 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from nas import __version__
+
     parser = argparse.ArgumentParser(
         prog="nas", description="Hardware-aware neural architecture search."
     )
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)

@@ -45,19 +45,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the BN recalibration batches (0)")
     p.add_argument("--no-standalone-check", action="store_true",
                    help="skip loading the files in a fresh interpreter without nas (faster)")
-    p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--finetune", type=int, default=None, metavar="EPOCHS",
+                   help="fine-tune the extracted subnet EPOCHS epochs from its inherited weights "
+                   "before exporting (OFA style; the card reports accuracy before and after)")
+    p.add_argument("--finetune-lr", type=float, default=None,
+                   help="peak AdamW learning rate of --finetune (default 1e-3, cosine to 0)")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out when it holds an earlier 'nas export' output (a folder "
+                   "with anything else, or a training run, is refused, never deleted)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.errors import UserError
     from nas.export.pipeline import export_architecture
     from nas.train import DEFAULT_RECAL_BATCHES
+    from nas.train.finetune import FinetuneConfig
 
     def progress(message: str) -> None:
         if not args.quiet:
             print(f"nas export: {message}", file=sys.stderr, flush=True)
 
+    finetune = None
+    if args.finetune is not None:
+        lr = {} if args.finetune_lr is None else {"lr": args.finetune_lr}
+        finetune = FinetuneConfig(epochs=args.finetune, seed=args.seed, **lr)
+    elif args.finetune_lr is not None:
+        raise UserError("--finetune-lr needs --finetune EPOCHS")
     result = export_architecture(
         args.run,
         args.arch,
@@ -72,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         overwrite=args.force,
         standalone_check=not args.no_standalone_check,
+        finetune=finetune,
         progress=progress,
     )
     print(summary(result))
@@ -90,12 +106,20 @@ def summary(result) -> str:
         f"  costs    {c.flops:,} FLOPs, {c.params:,} params, peak memory "
         f"{c.peak_memory_bytes:,} B, parameter memory {c.param_memory_bytes:,} B",
         f"  accuracy val {_pct(result.val_acc)}, test {_pct(result.test_acc)} (test: reported "
-        "only)",
+        "only)" + _finetune_text(result.finetune),
         f"  latency  predicted {_ms(lat['predicted_ms'])}; measured "
         + (", ".join(f"{rt} {m.latency_ms:.3f} ms" for rt, m in result.measured.items())
            or "not measured"),
     ]
     return "\n".join(lines)
+
+
+def _finetune_text(ft: dict | None) -> str:
+    if ft is None:
+        return ""
+    b = ft["before"]
+    return (f"; before the {ft['config']['epochs']}-epoch fine-tune: val "
+            f"{_pct(b['val'] and b['val']['acc'])}, test {_pct(b['test'] and b['test']['acc'])}")
 
 
 def _pct(v: float | None) -> str:

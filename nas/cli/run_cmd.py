@@ -6,8 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
-from nas.pipeline import STAGES, Pipeline, RunPlan
+from nas.errors import UserError
+from nas.pipeline import PRESETS, STAGES, Pipeline, RunPlan
 from nas.report import summary_rows
+
+# a data spec of this kind without --preset selects the preset of the same name
+DATA_PRESETS = {"fashion-mnist": "fashion-mnist"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,15 +20,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train, profile, sample, fit, search, export and verify: the whole job",
         description="Train the supernet on digits, profile this CPU, measure subnets, fit a "
         "predictor, search under latency and memory bounds derived from the space, export the "
-        "front's best three, re-measure them on the device and write report.md. Rerunning the "
-        "same command continues where it stopped.",
+        "front's best three, re-measure them on the device and write report.md (beside the best "
+        "of random search at the same number of measured subnets). Rerunning the same command "
+        "continues where it stopped. Presets: default (hybrid-cifar on digits, ~11 min), quick "
+        "(hybrid-tiny, ~1 min), fashion-mnist (hybrid-fmnist on Fashion-MNIST under 100K "
+        "parameters, exports fine-tuned 10 epochs, ~75 min; chosen by --data fashion-mnist).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", help="run folder (default results/run-<date>-<time>)")
     p.add_argument(
         "--quick", action="store_true", help="a small run (hybrid-tiny, few epochs): minutes"
     )
-    p.add_argument("--space", help="search space (default hybrid-cifar; --quick: hybrid-tiny)")
-    p.add_argument("--data", help="data spec (default digits)")
+    p.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="settings to start from (default: "
+        "'quick' with --quick, the --data kind's preset, else 'default')",
+    )
+    p.add_argument("--space", help="search space (default: the preset's)")
+    p.add_argument("--data", help="data spec (default: the preset's; digits for 'default')")
     p.add_argument("--epochs", type=int, help="supernet training epochs")
     p.add_argument("--samples", type=int, help="subnets measured for the predictor")
     p.add_argument("--budget", type=int, help="predictor evaluations of the search")
@@ -32,8 +46,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--device", choices=("onnxruntime", "cpu"), help="latency runtime (default onnxruntime)"
     )
     p.add_argument("--latency-bound", type=float, help="latency bound in ms (default: derived)")
+    p.add_argument(
+        "--params-bound",
+        type=float,
+        help="parameter-count bound (default: the preset's; none for 'default')",
+    )
+    p.add_argument(
+        "--finetune",
+        type=int,
+        metavar="EPOCHS",
+        help="fine-tune each exported model "
+        "EPOCHS epochs from its inherited weights (default: the preset's; 0: none)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="local processes for measuring subnets")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="local processes for measuring subnets (default: the preset's, 1 for 'default')",
+    )
     p.add_argument(
         "--ray-address", help="run the fan-out stages on a Ray cluster (auto or host:port)"
     )
@@ -53,11 +83,26 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
             "budget": args.budget,
             "device": args.device,
             "latency_bound_ms": args.latency_bound,
+            "params_bound": args.params_bound,
+            "finetune_epochs": args.finetune,
+            "workers": args.workers,
         }.items()
         if v is not None
     }
-    overrides.update(seed=args.seed, workers=args.workers, ray_address=args.ray_address)
-    return RunPlan.quick(**overrides) if args.quick else RunPlan.default(**overrides)
+    overrides.update(seed=args.seed, ray_address=args.ray_address)
+    return RunPlan.preset(preset_name(args), **overrides)
+
+
+def preset_name(args: argparse.Namespace) -> str:
+    """--preset, else 'quick' for --quick, else the preset of the --data kind, else 'default'."""
+    if args.preset is not None:
+        if args.quick and args.preset != "quick":
+            raise UserError(f"--quick and --preset {args.preset} disagree; give one of them")
+        return args.preset
+    if args.quick:
+        return "quick"
+    kind = (args.data or "").partition(":")[0].strip().lower()
+    return DATA_PRESETS.get(kind, "default")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,8 @@ from nas.train.config import DISTILL, OPTIMIZERS, SCHEDULES, TrainConfig
 _OPTIONS: dict[str, dict] = {
     "space": {"help": "search space: a shipped name (hybrid-cifar, ...) or a YAML path"},
     "data": {
-        "help": "data spec: digits (default), cifar10:PATH, cifar100:PATH, folder:PATH, npz:PATH"
+        "help": "data spec: digits (default), fashion-mnist[:PATH], idx:PATH, cifar10:PATH, "
+        "cifar100:PATH, folder:PATH, npz:PATH"
     },
     "data_seed": {"type": int, "help": "seed of the train/val/test split (default 0)"},
     "epochs": {"type": int, "help": "training epochs (default 15)"},

@@ -7,6 +7,8 @@
 2. extract the standalone subnet with inherited weights and recalibrate its BatchNorm statistics
    on the train split (seeded: same seed, same weights, byte for byte);
 3. measure validation and test accuracy (the test number is reported only, never used to choose);
+   with ``finetune``, train the extracted subnet a few epochs from its inherited weights
+   (:func:`nas.train.finetune.finetune_model`) and measure both accuracies again;
 4. write the files with :func:`nas.export.export_model` (each reloaded and compared with eager,
    ONNX Runtime within ``atol``, TorchScript/.pt2/ONNX also run in a fresh interpreter that cannot
    import this package);
@@ -26,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +51,7 @@ from nas.latency import LatencyTable, Measurement
 from nas.spaces import SearchSpace
 from nas.train import DEFAULT_RECAL_BATCH_SIZE, DEFAULT_RECAL_BATCHES
 from nas.train.evaluate import evaluate_model, recalibrated_subnet
+from nas.train.finetune import FinetuneConfig, finetune_model
 from nas.train.inputs import model_input
 from nas.train.rundir import RunPaths, load_supernet, read_config, read_space
 
@@ -76,6 +80,7 @@ class ExportResult:
     predicted_ms: float | None
     measured: dict[str, Measurement]
     card: dict[str, Any]
+    finetune: dict[str, Any] | None = None  # config, accuracy before/after, history, seconds
 
     @property
     def val_acc(self) -> float | None:
@@ -103,6 +108,7 @@ def export_architecture(
     standalone_check: bool = True,
     atol: float = 1e-4,
     name: str = "model",
+    finetune: FinetuneConfig | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export ``arch`` of the trained run in ``run_dir`` to ``out_dir`` (see the module docstring).
@@ -112,7 +118,9 @@ def export_architecture(
     path to its CSV/JSON, or a loaded table) for the predicted latency; its timing protocol, batch,
     threads and device are then used for the measurement too. ``threads`` / ``device`` override
     those (defaults without a table: 1 thread, CPU). ``out_dir`` must not exist or be empty unless
-    ``overwrite``. ``progress`` receives one line per stage. Errors a user can fix raise
+    ``overwrite``. ``finetune``: fine-tune the extracted subnet from its inherited weights before
+    exporting it (the card reports accuracy before and after). ``progress`` receives one line per
+    stage. Errors a user can fix raise
     :class:`nas.errors.UserError`; nothing is left behind then.
     """
     say = progress or (lambda _msg: None)
@@ -154,6 +162,10 @@ def export_architecture(
                                 recal_batch_size=recal_batch_size, seed=seed)
     say("evaluating on the validation and test splits")
     accuracy = {k: _evaluate(model, getattr(splits, k), arch_v, space) for k in ("val", "test")}
+    tuned = None
+    if finetune is not None:
+        tuned = _finetune(model, splits, arch_v, space, finetune, accuracy, say)
+        accuracy = tuned["after"]
     example = _example_input(splits, arch_v, space, batch)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +190,7 @@ def export_architecture(
             accuracy=accuracy, table=table, lut=lut, predicted=predicted, protocol=protocol,
             batch=batch, measured=measured, reasons=reasons, manifest=manifest,
             recal_batches=recal_batches, recal_batch_size=recal_batch_size, seed=seed,
-            notes=[*run_notes, *proto_notes],
+            notes=[*run_notes, *proto_notes], finetune=tuned,
         )
         card = write_export_card(staging, facts, f"{space.name}-{arch_v.arch_id()}")
         _publish(staging, out, overwrite)
@@ -189,7 +201,7 @@ def export_architecture(
     final["model_card_md"], final["model_card_json"] = out / CARD_MD, out / CARD_JSON
     say(f"wrote {out}")
     return ExportResult(out, arch_v, arch_v.arch_id(), resolved.source, final, exact, accuracy,
-                        predicted, measured, card)
+                        predicted, measured, card, tuned)
 
 
 # ----- checks -----
@@ -209,11 +221,76 @@ def _check_run_dir(run_dir: str | os.PathLike) -> Path:
 
 
 def _check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that the export must not write or replace (one line; nothing written).
+
+    ``out`` must not be, or be inside, a training run folder, nor be the current folder or one
+    above it. A non-empty ``out`` is replaced only with ``overwrite`` and only when it is an
+    earlier export's output and holds nothing else (:func:`_foreign_entry`): ``--force`` never
+    deletes anything the export did not write.
+    """
+    if out.is_symlink():
+        raise UserError(f"--out {out} is a symbolic link; give the folder it points to")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"--out {out} exists and is not empty; choose another folder or pass "
+    where = out.resolve()
+    run = _enclosing_run(where)
+    if run is not None:
+        how = "is" if run == where else "is inside"
+        raise UserError(f"--out {out} {how} the training run folder {run}; choose a folder "
+                        "outside it")
+    if where == Path.cwd().resolve() or where in Path.cwd().resolve().parents:
+        raise UserError(f"--out {out} is the current folder or holds it; choose a folder beside "
+                        "or below it")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    foreign = _foreign_entry(out)
+    if foreign is not None:
+        raise UserError(f"--out {out} is not empty and is not an earlier 'nas export' output "
+                        f"({foreign}); choose another folder (--force replaces only an earlier "
+                        "export)")
+    if not overwrite:
+        raise UserError(f"--out {out} holds an earlier export; choose another folder or pass "
                         "--force to replace it")
+
+
+def _enclosing_run(path: Path) -> Path | None:
+    """The training run folder (``nas train --out``) that is ``path`` or holds it, if any."""
+    from nas.train.rundir import RUN_FORMAT
+
+    for folder in (path, *path.parents):
+        config = RunPaths(folder).config
+        try:
+            if json.loads(config.read_text(encoding="utf-8")).get("format") == RUN_FORMAT:
+                return folder
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def _foreign_entry(out: Path) -> str | None:
+    """Why the non-empty folder ``out`` is not an earlier export's output (``None`` if it is).
+
+    An export's output holds ``model_card.json``, ``MODEL_CARD.md``, ``manifest.json`` and the
+    files they list, all plain files: anything else (a folder, a link, another file) is foreign.
+    """
+    from nas.export.formats import MANIFEST_NAME
+
+    allowed = {CARD_JSON, CARD_MD, MANIFEST_NAME}
+    for listing in (CARD_JSON, MANIFEST_NAME):
+        try:
+            files = json.loads((out / listing).read_text(encoding="utf-8"))["files"]
+            allowed.update(str(entry["path"]) for entry in files.values())
+        except FileNotFoundError:
+            if listing == CARD_JSON:
+                return f"it has no {CARD_JSON}"
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError):
+            return f"its {listing} is not an export's"
+    for entry in sorted(out.iterdir()):
+        if entry.name not in allowed:
+            return f"it holds {entry.name!r}"
+        if entry.is_symlink() or not entry.is_file():
+            return f"{entry.name!r} is not a plain file"
+    return None
 
 
 def _umask() -> int:
@@ -228,8 +305,12 @@ def _umask() -> int:
 
 
 def _publish(staging: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished staging folder onto ``out`` (an old ``out`` is removed after).
+    """Rename the finished staging folder onto ``out``; an earlier export there is removed after.
 
+    ``out`` is checked again (:func:`_check_out_dir`: it may have changed while we worked). An
+    empty ``out`` is replaced by one rename; an earlier export is first moved into a hidden
+    ``.<name>.old-*`` folder beside it, put back if the rename fails, and removed after (the
+    folder stays only if putting it back failed too, or the process is killed in between).
     Temporary files and folders are created private (0600/0700); the published ones get the
     permissions a plain ``open``/``mkdir`` would have given them.
     """
@@ -237,24 +318,40 @@ def _publish(staging: Path, out: Path, overwrite: bool) -> None:
     for path in staging.rglob("*"):
         path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
     staging.chmod(0o777 & ~mask)
-    old: Path | None = None
-    if out.is_dir():
-        if any(out.iterdir()) and not overwrite:  # appeared while we worked
-            raise UserError(f"--out {out} became non-empty during the export; nothing written")
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
+    target = Path(os.path.abspath(out))  # ".." and "." by name: out.name may be empty
+    _check_out_dir(target, overwrite)
+    if not target.is_dir() or not any(target.iterdir()):
+        os.replace(staging, target)  # onto nothing or onto an empty folder: one atomic rename
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
     try:
-        os.replace(staging, out)
+        os.replace(target, old / target.name)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            os.replace(old / target.name, target)
+            raise
     except BaseException:
-        if old is not None:
-            os.replace(old / out.name, out)
+        if not any(old.iterdir()):  # else the earlier export could not be put back: keep it
+            old.rmdir()
         raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # ----- accuracy and inputs -----
+def _finetune(model: nn.Module, splits: DatasetSplits, arch: Architecture, space: SearchSpace,
+              config: FinetuneConfig, before: dict[str, Any], say: Progress) -> dict[str, Any]:
+    """Fine-tune ``model`` in place; the record the card and the result carry."""
+    say(f"fine-tuning {config.epochs} epoch(s) from the inherited weights (AdamW lr "
+        f"{config.lr:g}, batch {config.batch_size}, seed {config.seed})")
+    start = time.perf_counter()
+    history = finetune_model(model, splits, resolution=arch.resolution,
+                             in_channels=space.in_channels, config=config, say=say)
+    after = {k: _evaluate(model, getattr(splits, k), arch, space) for k in ("val", "test")}
+    return {"config": config.to_dict(), "before": before, "after": after, "history": history,
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
 def _evaluate(model: nn.Module, split: Split, arch: Architecture,
               space: SearchSpace) -> dict[str, float] | None:
     if len(split) == 0:

@@ -62,6 +62,7 @@ class ExportFacts:
     recal_batch_size: int
     seed: int
     notes: list[str]
+    finetune: dict[str, Any] | None = None  # see nas.export.pipeline.ExportResult.finetune
 
 
 def _table_source(c: ExportFacts) -> str | None:
@@ -125,6 +126,17 @@ def _acc_entry(result: dict[str, float] | None) -> float | None:
     return None if result is None else result["acc"]
 
 
+def _finetune_note(ft: dict[str, Any]) -> str:
+    def pct(acc: dict[str, float] | None) -> str:
+        return "n/a" if acc is None else f"{100 * acc['acc']:.2f}%"
+
+    b, a = ft["before"], ft["after"]
+    return (f"Fine-tuned {ft['config']['epochs']} epoch(s) from the inherited weights "
+            f"(AdamW lr {ft['config']['lr']:g}, {ft['seconds']:.0f} s): validation "
+            f"{pct(b['val'])} -> {pct(a['val'])}, test {pct(b['test'])} -> {pct(a['test'])}; "
+            "the accuracies above are after fine-tuning.")
+
+
 def _card_input(c: ExportFacts, name: str) -> dict[str, Any]:
     """The card in the schema of :func:`nas.export.model_card.build_card`."""
     primary = _primary_runtime(c)
@@ -146,6 +158,8 @@ def _card_input(c: ExportFacts, name: str) -> dict[str, Any]:
         f"{TEST_POLICY}.",
         *c.notes,
     ]
+    if c.finetune is not None:
+        notes.append(_finetune_note(c.finetune))
     if primary != "torch" and "torch" in c.measured:
         notes.append(f"torch eager on this device: {c.measured['torch'].latency_ms:.3f} ms "
                      "(see 'Latency by runtime').")
@@ -201,7 +215,7 @@ def _details(c: ExportFacts) -> dict[str, Any]:
         },
         "weights": {"inherited": True, "bn_recalibration": {
             "split": "train", "batches": c.recal_batches, "batch_size": c.recal_batch_size,
-            "seed": c.seed}},
+            "seed": c.seed}, "finetune": c.finetune},
         "costs": {"macs": c.costs.macs, "flops": c.costs.flops, "params": c.costs.params,
                   "peak_memory_bytes": c.costs.peak_memory_bytes,
                   "param_memory_bytes": c.costs.param_memory_bytes,

@@ -10,8 +10,14 @@ Files (``table.csv`` and ``table.json``, the sidecar has the same stem):
   and hash, creation and update dates, the timing protocol, and an optional calibration
   (:class:`nas.latency.calibration.Calibration`).
 
-Both files are replaced atomically on every save (CSV first, then JSON). Loading checks columns,
-values and metadata and raises :class:`IncompatibleFileError` with the file and the reason.
+Both files are replaced atomically on every save, and the pair is atomic as a set: the JSON is
+written last and records the CSV's SHA-256 and entry count, and until it is written the CSV it
+replaces stays readable as ``.<name>.csv.prev`` (a hard link, removed after the save). A save killed
+between the two files leaves the new CSV beside the old JSON; loading then reads the entries the
+JSON describes from ``.prev`` (the previous good pair), and the next save completes the switch. A
+table's first save writes the JSON first (a JSON without its CSV is an empty table to resume).
+Sidecars without ``csv_sha256`` (older saves) are checked by their entry count only. Loading checks
+columns, values and metadata and raises :class:`IncompatibleFileError` with the file and the reason.
 
 Merging two partial tables of the same device (:meth:`LatencyTable.merge`): the metadata fields in
 :data:`COMPAT_FIELDS` must be equal. For a key in both tables the entry with the LOWER median is kept
@@ -23,6 +29,7 @@ was fitted to the old entries: re-fit it after merging.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -36,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import IncompatibleFileError, UserError
-from nas.io import atomic_write_json, atomic_write_text
+from nas.io import atomic_write, atomic_write_json, atomic_write_text
 from nas.latency.calibration import Calibration
 from nas.latency.environment import processor_name, runtime_versions
 from nas.latency.timing import Measurement, TimingProtocol
@@ -355,7 +362,8 @@ class LatencyTable:
         return path, path.with_suffix(".json")
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the CSV and the JSON sidecar, each atomically; returns the CSV path."""
+        """Write the CSV and the JSON sidecar, atomically as a pair (see the module docstring);
+        returns the CSV path."""
         csv_path, json_path = self.paths(path)
         if csv_path == json_path:
             raise UserError(f"latency table path {path} must not end in .json")
@@ -365,9 +373,20 @@ class LatencyTable:
         for key in sorted(self.entries):
             e = self.entries[key]
             writer.writerow([key, repr(e.mean_ms), repr(e.std_ms), repr(e.median_ms), e.count])
-        atomic_write_text(csv_path, buf.getvalue())
+        text = buf.getvalue()
         self.meta = replace(self.meta, updated=_now())
-        atomic_write_json(json_path, {**self.meta.to_dict(), "n_entries": len(self.entries)})
+        sidecar = {
+            **self.meta.to_dict(),
+            "n_entries": len(self.entries),
+            "csv_sha256": _sha256(text.encode("utf-8")),
+        }
+        if _keep_committed_csv(csv_path, json_path):
+            atomic_write_text(csv_path, text)  # a kill here: .prev still holds the JSON's entries
+            atomic_write_json(json_path, sidecar)  # the commit
+        else:  # nothing to keep: JSON first, so that a kill leaves no CSV without its JSON
+            atomic_write_json(json_path, sidecar)
+            atomic_write_text(csv_path, text)
+        _backup_path(csv_path).unlink(missing_ok=True)
         return csv_path
 
     @classmethod
@@ -402,14 +421,7 @@ class LatencyTable:
                 f"{csv_path} was measured on device {meta.device!r} ({meta.processor}), "
                 f"not on {expected_device!r}"
             )
-        entries = _read_csv(csv_path)
-        expected_n = data.get("n_entries")
-        if isinstance(expected_n, int) and expected_n != len(entries):
-            raise IncompatibleFileError(
-                f"{csv_path} has {len(entries)} entries but its sidecar says {expected_n}; "
-                "the two files are from different saves"
-            )
-        return cls(meta, entries)
+        return cls(meta, _committed_entries(csv_path, data))
 
     @classmethod
     def load_or_create(cls, path: str | os.PathLike, meta: TableMeta) -> LatencyTable:
@@ -429,6 +441,84 @@ class LatencyTable:
     def _name(self) -> str:
         m = self.meta
         return f"latency table ({m.space_name}, {m.device}/{m.runtime})"
+
+
+def _backup_path(csv_path: Path) -> Path:
+    """Where a save keeps the CSV it replaces until the new JSON is written."""
+    return csv_path.with_name(f".{csv_path.name}.prev")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _committed_entries(csv_path: Path, sidecar: Mapping[str, Any]) -> dict[str, TableEntry]:
+    """The entries ``sidecar`` describes: the CSV's or, after a save killed between the two
+    files, those of the CSV it was replacing (kept as ``.prev``)."""
+    try:
+        return _read_matching(csv_path, sidecar, shown=csv_path)
+    except IncompatibleFileError:
+        backup = _backup_path(csv_path)
+        if backup.is_file():
+            try:
+                return _read_matching(backup, sidecar, shown=csv_path)
+            except IncompatibleFileError:
+                pass
+        raise
+
+
+def _read_matching(path: Path, sidecar: Mapping[str, Any], shown: Path) -> dict[str, TableEntry]:
+    """Read ``path``; refuse it when its entry count or SHA-256 differs from ``sidecar``'s."""
+    entries = _read_csv(path)
+    expected_n = sidecar.get("n_entries")
+    if isinstance(expected_n, int) and expected_n != len(entries):
+        raise IncompatibleFileError(
+            f"{shown} has {len(entries)} entries but its sidecar says {expected_n}; "
+            "the two files are from different saves"
+        )
+    digest = sidecar.get("csv_sha256")
+    if isinstance(digest, str) and digest != _sha256(path.read_bytes()):
+        raise IncompatibleFileError(
+            f"{shown} differs from the SHA-256 its sidecar records; the two files are from "
+            "different saves"
+        )
+    return entries
+
+
+def _keep_committed_csv(csv_path: Path, json_path: Path) -> bool:
+    """Before a save replaces the CSV: make ``.prev`` hold the entries the current JSON describes.
+
+    False when there is no such pair (no JSON, a foreign or unreadable one, a CSV that matches
+    neither), i.e. nothing a reader could load that the save must not break.
+    """
+    try:
+        sidecar = json.loads(json_path.read_text(encoding="utf-8"))
+        TableMeta.from_dict(sidecar, where=str(json_path))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, UserError):
+        return False
+    backup = _backup_path(csv_path)
+    for source in (csv_path, backup):
+        try:
+            _read_matching(source, sidecar, shown=csv_path)
+        except (OSError, IncompatibleFileError):
+            continue
+        if source == csv_path:
+            _link_or_copy(csv_path, backup)
+        return True
+    return False
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Make ``dst`` hold ``src``'s current content (a hard link where the file system allows).
+
+    Not atomic, and need not be: ``src`` is still in place and still matches its JSON meanwhile.
+    """
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        data = src.read_bytes()
+        atomic_write(dst, lambda f: f.write(data))
 
 
 def _read_csv(path: Path) -> dict[str, TableEntry]:

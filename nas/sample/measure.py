@@ -321,3 +321,32 @@ def _fan_out(items: list[Architecture], evaluator: SubnetEvaluator, *, workers: 
     map_tasks(_measure, items, address=address, num_cpus=workers * settings.threads,
               shared={"evaluator": evaluator}, on_result=on_result, progress=progress,
               desc=desc, task_num_cpus=float(settings.threads))
+
+
+def measure_architectures(
+    run_dir: str | os.PathLike,
+    archs: Sequence[Architecture],
+    *,
+    settings: EvalSettings | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """Validation accuracy of given subnets (the same protocol as :func:`sample_subnets`), in the
+    order given, without writing a file: for benchmarks and re-measurements."""
+    from nas.train.rundir import load_supernet
+
+    settings = settings or EvalSettings()
+    run = load_supernet(run_dir, load_data=True)
+    assert run.splits is not None
+    for arch in archs:
+        run.space.validate(arch)
+    evaluator = SubnetEvaluator(run.space, run.supernet.state_dict(), run.splits, settings,
+                                supernet=run.supernet)
+    results: list[dict[str, float]] = [{} for _ in archs]
+
+    def on_result(k: int, measured: dict[str, float]) -> None:
+        results[k] = measured
+
+    _fan_out(list(archs), evaluator, workers=workers, ray_address=None, settings=settings,
+             on_result=on_result, progress=progress)
+    return results

@@ -36,8 +36,8 @@ class TrainConfig:
     space: str
     data: str = "digits"
     data_seed: int = 0
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    val_fraction: float | None = None  # None: the data source's own split (nas.data.SOURCES)
+    test_fraction: float | None = None
     image_size: int | None = None
     epochs: int = 15
     batch_size: int = 16

@@ -4,7 +4,29 @@ from __future__ import annotations
 
 import torch
 
-from nas.data import match_channels, resize_images
+from nas.data import BatchLoader, Split, match_channels, resize_images
+
+
+def train_loader(
+    split: Split,
+    *,
+    batch_size: int,
+    seed: int,
+    augment: bool,
+    device: torch.device | str | None = None,
+) -> BatchLoader:
+    """Shuffled, seeded training batches at native size (each step resizes them per subnet);
+    the last partial batch is dropped whenever there is at least one full batch."""
+    return BatchLoader(
+        split,
+        batch_size=batch_size,
+        resolution=None,
+        shuffle=True,
+        seed=seed,
+        augment=augment,
+        drop_last=len(split) >= batch_size,
+        device=device,
+    )
 
 
 def model_input(

@@ -44,7 +44,7 @@ from nas.train.config import TrainConfig
 from nas.train.distill import student_loss, supervised_loss
 from nas.train.evaluate import evaluate_subnet
 from nas.train.init import zero_init_residual_branches
-from nas.train.inputs import model_input
+from nas.train.inputs import model_input, train_loader
 from nas.train.optim import build_optimizer, build_scheduler
 from nas.train.rundir import (
     RunPaths,
@@ -245,14 +245,11 @@ def _run(
     if config.zero_init_residual:
         zero_init_residual_branches(model)
     model = model.to(device)
-    loader = BatchLoader(
+    loader = train_loader(
         splits.train,
         batch_size=config.batch_size,
-        resolution=None,
-        shuffle=True,
         seed=config.seed,
         augment=config.augment,
-        drop_last=len(splits.train) >= config.batch_size,
         device=device,
     )
     optimizer = build_optimizer(model, config)
