@@ -58,13 +58,14 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
         return removed
     for entry in entries:
         match = pattern.fullmatch(entry.name)
-        if match and not _alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
+        if match and not pid_alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
             Path(entry.path).unlink(missing_ok=True)
             removed.append(Path(entry.path))
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID runs here (a PID <= 0 or one we may not signal: yes)."""
     if pid <= 0:
         return True  # not a PID this module wrote: leave the file alone
     try:

@@ -26,6 +26,7 @@ import numpy as np
 
 from nas.errors import UserError
 from nas.io import atomic_write_json
+from nas.locks import output_lock
 from nas.spaces import load_space
 
 
@@ -39,6 +40,21 @@ def constraint_strings(bounds: dict[str, float]) -> list[str]:
 
 def _acc(result: dict[str, float] | None) -> float | None:
     return None if result is None else float(result["acc"])
+
+
+def _read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path``; a damaged file (truncated, not JSON, not an object) is one
+    :class:`UserError` naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"{path}: damaged, not {what} ({exc}); remove it (and redo the run) or use another "
+            "--out folder"
+        ) from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not {what} (expected a JSON object)")
+    return data
 
 
 STAGES: tuple[str, ...] = ("train", "profile", "sample", "fit", "search", "export", "report")
@@ -140,11 +156,11 @@ class Ledger:
     def load(cls, path: Path) -> Ledger:
         if not path.exists():
             return cls(path)
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: not a stages ledger written by 'nas run' ({exc})") from None
-        return cls(path, dict(data.get("stages", {})))
+        data = _read_json_object(path, "a stages ledger written by 'nas run'")
+        stages = data.get("stages", {})
+        if not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values()):
+            raise UserError(f"{path}: not a stages ledger written by 'nas run' (bad 'stages')")
+        return cls(path, dict(stages))
 
     def done(self, stage: str) -> bool:
         return self.stages.get(stage, {}).get("status") == "done"
@@ -208,7 +224,7 @@ class Pipeline:
         path = self.paths.root / "plan.json"
         current = asdict(self.plan)
         if path.exists():
-            saved = json.loads(path.read_text())
+            saved = _read_json_object(path, "a run plan written by 'nas run'")
             diff = {
                 k: (saved.get(k), v)
                 for k, v in json.loads(json.dumps(current)).items()
@@ -258,10 +274,12 @@ class Pipeline:
             **({} if p.train_batch_size is None else {"batch_size": p.train_batch_size}),
             threads=p.train_threads or p.threads,
         )
-        resume = (self.paths.supernet / "checkpoint.pt").exists()
-        result = train(
-            config, self.paths.supernet, resume=resume, progress=self.progress, echo=False
-        )
+        # a run killed after config.json but before the first checkpoint continues too (train
+        # starts it afresh then); nas run's own plan check has already matched the settings
+        folder = self.paths.supernet
+        resume = (folder / "checkpoint.pt").exists() or (folder / "config.json").exists()
+        with output_lock(folder, folder=True, command="nas run (train)"):
+            result = train(config, folder, resume=resume, progress=self.progress, echo=False)
         summary = self.paths.supernet / "summary.json"
         return {"summary": json.loads(summary.read_text()) if summary.exists() else repr(result)}
 
@@ -272,16 +290,17 @@ class Pipeline:
         protocol = protocol_for(
             p.device, p.threads, rounds=p.profile_rounds, repeats=p.profile_repeats
         )
-        result = profile_space(
-            self.space,
-            self.paths.table,
-            protocol,
-            calibrate=p.calibrate,
-            seed=p.seed,
-            ray_address=p.ray_address,
-            progress=self.progress,
-            say=self.say,
-        )
+        with output_lock(self.paths.table, folder=False, command="nas run (profile)"):
+            result = profile_space(
+                self.space,
+                self.paths.table,
+                protocol,
+                calibrate=p.calibrate,
+                seed=p.seed,
+                ray_address=p.ray_address,
+                progress=self.progress,
+                say=self.say,
+            )
         cal = result.table.calibration
         return {
             "keys": result.n_keys,
@@ -293,17 +312,18 @@ class Pipeline:
         from nas.sample.measure import sample_subnets
 
         p = self.plan
-        result = sample_subnets(
-            self.paths.supernet,
-            self.paths.samples,
-            n=p.samples,
-            strategy=p.sample_strategy,
-            seed=p.seed,
-            lut=self.paths.table,
-            workers=p.workers,
-            ray_address=p.ray_address,
-            progress=self.progress,
-        )
+        with output_lock(self.paths.samples, folder=False, command="nas run (sample)"):
+            result = sample_subnets(
+                self.paths.supernet,
+                self.paths.samples,
+                n=p.samples,
+                strategy=p.sample_strategy,
+                seed=p.seed,
+                lut=self.paths.table,
+                workers=p.workers,
+                ray_address=p.ray_address,
+                progress=self.progress,
+            )
         return {"rows": result.total_rows, "measured": result.measured}
 
     def _stage_fit(self) -> dict[str, Any]:

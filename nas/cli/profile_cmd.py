@@ -69,6 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.locks import output_lock
+
+    with output_lock(args.out, folder=False, command="nas profile"):
+        return _run_locked(args)
+
+
+def _run_locked(args: argparse.Namespace) -> int:
     from nas.latency.space_profile import profile_space, protocol_for
     from nas.spaces import load_space
 

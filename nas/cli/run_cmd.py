@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from nas.errors import UserError
+from nas.locks import output_lock
 from nas.pipeline import PRESETS, STAGES, Pipeline, RunPlan
 from nas.report import summary_rows
 
@@ -109,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
     out = Path(args.out or f"results/run-{time.strftime('%Y%m%d-%H%M%S')}")
     start = time.perf_counter()
-    stages = Pipeline(plan, out, progress=not args.no_progress).run(rerun=args.rerun)
+    with output_lock(out, folder=True, command="nas run"):
+        stages = Pipeline(plan, out, progress=not args.no_progress).run(rerun=args.rerun)
     rows = summary_rows(stages)
     bound = stages["export"]["bound_ms"]
     print(

@@ -53,6 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.locks import output_lock
+
+    with output_lock(args.out, folder=False, command="nas sample"):
+        return _run_locked(args)
+
+
+def _run_locked(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = EvalSettings(
         recal_batches=args.recal_batches,

@@ -131,6 +131,13 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.locks import output_lock
+
+    with output_lock(args.out, folder=True, command="nas train"):
+        return _run_locked(args)
+
+
+def _run_locked(args: argparse.Namespace) -> int:
     from nas.train import train
 
     config = build_config(args)

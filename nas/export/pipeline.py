@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -169,7 +170,8 @@ def export_architecture(
     example = _example_input(splits, arch_v, space, batch)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    remove_stale_staging(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-{os.getpid()}-", dir=out.parent))
     try:
         say(f"exporting {', '.join(fmts)} with checks"
             + (" (and a fresh-interpreter check)" if standalone_check else ""))
@@ -302,6 +304,26 @@ def _umask() -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0o022
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove the staging folders (``.<name>.staging-<pid>-*``) that killed exports of ``out``
+    left beside it; a folder of a process that still runs (another export) is left alone, and so
+    is any ``.old-*`` folder (it may hold an earlier export that could not be put back)."""
+    from nas.io import pid_alive
+
+    pattern = re.compile(re.escape(f".{out.name}.staging-") + r"(\d+)-\w+")
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(out.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and not pid_alive(int(match.group(1))) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def _publish(staging: Path, out: Path, overwrite: bool) -> None:
