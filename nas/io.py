@@ -89,3 +89,28 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def check_writable(path: str | os.PathLike, *, what: str = "--out") -> Path:
+    """Raise :class:`~nas.errors.UserError` unless files can be created in the folder ``path``
+    (or, when it does not exist yet, in its nearest existing ancestor, where it would be made).
+
+    Commands that measure for minutes call this first, so that a read-only or missing-permission
+    output is refused before the work, not after it. Returns the folder that was tried.
+    """
+    from nas.errors import UserError
+
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"{what} {path}: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"{what} {path}: cannot write in {folder} ({exc.strerror or exc}); choose a "
+            "writable place"
+        ) from None
+    return folder

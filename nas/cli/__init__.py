@@ -2,12 +2,15 @@
 
 Every module listed in :data:`COMMAND_MODULES` defines ``register(subparsers)``, which adds its
 sub-command and sets ``func`` (a callable taking the parsed namespace and returning an exit code).
-Errors a user can fix (:class:`nas.errors.UserError`) are printed as one line, never a traceback.
+Errors a user can fix (:class:`nas.errors.UserError`, and OSErrors of the user's paths and disks:
+permissions, read-only or full disks, missing files) are printed as one line with exit code 2,
+never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
@@ -20,6 +23,34 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nas.cli.profile_cmd", "nas.cli.latency_cmd",
     "nas.cli.search_cmd", "nas.cli.run_cmd",
 )
+
+
+# errors of the user's paths and disks: a missing or unreadable file, a read-only or full disk
+USER_ERRNOS: frozenset[int] = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EACCES", "EPERM", "ENOENT", "ENOTDIR", "EISDIR", "EEXIST", "ENOTEMPTY", "EROFS",
+        "ENOSPC", "EDQUOT", "EFBIG", "ENAMETOOLONG", "ELOOP", "EXDEV", "EBUSY", "ETXTBSY",
+    )
+    if hasattr(errno, name)
+)
+
+
+def user_os_error(exc: OSError) -> str | None:
+    """One line for an OSError a user's path or disk caused (see :data:`USER_ERRNOS`), naming the
+    path when the error carries it; ``None`` for any other OSError (a bug: keep the traceback)."""
+    if exc.errno not in USER_ERRNOS:
+        return None
+    reason = exc.strerror or errno.errorcode.get(exc.errno, str(exc.errno))
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    where = " -> ".join(paths) if paths else "while writing or reading a file"
+    hint = {
+        errno.ENOSPC: "; free some space or choose another --out",
+        errno.EROFS: "; choose a writable --out",
+        errno.EACCES: "; check the permissions or choose another path",
+        errno.EPERM: "; check the permissions or choose another path",
+    }.get(exc.errno, "")
+    return f"{where}: {reason}{hint}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"nas {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        line = user_os_error(exc)
+        if line is None:
+            raise
+        print(f"nas {args.command}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nas {args.command}: interrupted", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -82,7 +83,9 @@ def _validate_command(args: argparse.Namespace, out: object) -> str:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from nas.io import check_writable
     from nas.latency.validate import (
+        REPORT_DIR,
         default_report_path,
         summary_lines,
         validate_table,
@@ -90,6 +93,8 @@ def run_validate(args: argparse.Namespace) -> int:
     )
     from nas.spaces import load_space
 
+    # the report's folder, checked before the measurements, not after them
+    check_writable(Path(args.out).parent if args.out is not None else REPORT_DIR)
     space = load_space(args.space)
     result = validate_table(
         space,
@@ -141,21 +146,28 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from nas.errors import SpaceError
     from nas.latency.space_units import predict_latency
     from nas.latency.table import LatencyTable
     from nas.spaces import load_space
 
     space = load_space(args.space)
-    table = LatencyTable.load(args.table, expected_space_hash=space.hash())
     archs = [_parse_arch(text) for text in args.archs]
+    for arch in archs:
+        try:
+            space.validate(arch)
+        except SpaceError as exc:
+            raise SpaceError(
+                f"{arch.to_str()} is outside the space {space.name!r} ({exc}); a table only "
+                "predicts the space's own architectures"
+            ) from None
+    table = LatencyTable.load(args.table, expected_space_hash=space.hash())
     for arch, ms in zip(archs, predict_latency(table, space, archs)):
         print(f"{ms:.4f} ms  {arch.to_str()}")
     return 0
 
 
 def _parse_arch(text: str):
-    from pathlib import Path
-
     from nas.arch import Architecture
 
     stripped = text.strip()

@@ -69,8 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nas.io import check_writable
     from nas.locks import output_lock
 
+    check_writable(Path(args.out).parent)  # before minutes of measuring, not after
     with output_lock(args.out, folder=False, command="nas profile"):
         return _run_locked(args)
 

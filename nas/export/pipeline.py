@@ -48,6 +48,7 @@ from nas.export.formats import SUPPORTED_FORMATS, export_model, parse_formats
 from nas.export.measure import load_table, measure_runtimes, predict_latency, timing_protocol
 from nas.export.resolve import resolve_architecture
 from nas.export.run_card import CARD_JSON, CARD_MD, RUNTIMES, ExportFacts, write_export_card
+from nas.io import check_writable
 from nas.latency import LatencyTable, Measurement
 from nas.spaces import SearchSpace
 from nas.train import DEFAULT_RECAL_BATCH_SIZE, DEFAULT_RECAL_BATCHES
@@ -133,6 +134,7 @@ def export_architecture(
         _check_int("threads", threads, 1)
     out = Path(out_dir)
     _check_out_dir(out, overwrite)
+    check_writable(out.parent)  # the staging folder goes beside out: refused before any work
 
     run_root = _check_run_dir(run_dir)
     _, record = read_config(run_root)

@@ -434,6 +434,9 @@ def _scatter(
     ax.title.set_fontsize(9)
 
 
+REPORT_DIR = Path("results") / "benchmarks"
+
+
 def default_report_path(result: ValidationResult) -> Path:
     """``results/benchmarks/latency_<device>_<runtime>.md``."""
-    return Path("results") / "benchmarks" / f"latency_{result.label}.md"
+    return REPORT_DIR / f"latency_{result.label}.md"

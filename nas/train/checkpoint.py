@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas.errors import IncompatibleFileError
+from nas.errors import IncompatibleFileError, UserError
 from nas.io import atomic_write
 
 FORMAT = "nas-supernet-checkpoint"
@@ -44,7 +44,17 @@ REQUIRED = ("format_version", "space_hash", "epoch", "model", "optimizer", "sche
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` (plus format tags) to ``path`` atomically: a crash leaves the old file."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
-    return atomic_write(path, lambda f: torch.save(payload, f))
+    try:
+        return atomic_write(path, lambda f: torch.save(payload, f))
+    except RuntimeError as exc:  # torch's zip writer reports a failed write (full disk) this way
+        text = str(exc)
+        if "PytorchStreamWriter" not in text and "unexpected pos" not in text:
+            raise
+        reason = text.strip().splitlines()[0][:200]
+        raise UserError(
+            f"{path}: writing the checkpoint failed ({reason}); is the disk full? The previous "
+            "checkpoint is kept"
+        ) from None
 
 
 def load_checkpoint(
