@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from nas.sample.fit import DEFAULT_FOLDS, FEATURES, MODELS, TARGETS, fit_predictor, parse_stats
 
@@ -46,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     )
     card = result.card
     cv = card["cv"]
+    if card.get("n_dropped"):
+        print(f"nas fit: left out {card['n_dropped']} row(s) of {args.samples} with no finite "
+              f"{card['target']} (NaN, inf or empty); fitted on the other {card['n_train']}",
+              file=sys.stderr)
     print(f"{card['model']['name']} on {card['encoder']['kind']} features "
           f"({len(card['feature_names'])}), {card['n_train']} samples of {card['space_name']}, "
           f"target {card['target']}")

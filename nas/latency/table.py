@@ -407,7 +407,7 @@ class LatencyTable:
                 "a CSV plus its JSON written by LatencyTable.save"
             )
         try:
-            data = json.loads(json_path.read_text(encoding="utf-8"))
+            data = json.loads(json_path.read_text(encoding="utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise IncompatibleFileError(f"{json_path}: not valid JSON ({exc})") from None
         meta = TableMeta.from_dict(data, where=str(json_path))
@@ -452,6 +452,13 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _csv_digests(data: bytes) -> set[str]:
+    """SHA-256 of the CSV as read, and as saved before a spreadsheet re-saved it (its UTF-8 BOM
+    removed, CRLF line ends back to LF): a table re-saved unchanged still matches its sidecar."""
+    plain = data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n")
+    return {_sha256(data), _sha256(plain)}
+
+
 def _committed_entries(csv_path: Path, sidecar: Mapping[str, Any]) -> dict[str, TableEntry]:
     """The entries ``sidecar`` describes: the CSV's or, after a save killed between the two
     files, those of the CSV it was replacing (kept as ``.prev``)."""
@@ -477,7 +484,7 @@ def _read_matching(path: Path, sidecar: Mapping[str, Any], shown: Path) -> dict[
             "the two files are from different saves"
         )
     digest = sidecar.get("csv_sha256")
-    if isinstance(digest, str) and digest != _sha256(path.read_bytes()):
+    if isinstance(digest, str) and digest not in _csv_digests(path.read_bytes()):
         raise IncompatibleFileError(
             f"{shown} differs from the SHA-256 its sidecar records; the two files are from "
             "different saves"
@@ -523,7 +530,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 def _read_csv(path: Path) -> dict[str, TableEntry]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's save starts with a BOM
     except UnicodeDecodeError:
         raise IncompatibleFileError(f"{path}: not a text CSV file") from None
     try:

@@ -79,10 +79,12 @@ class TrainingData:
     target: str
     meta: dict[str, Any]
     path: Path
+    dropped: int = 0  # rows left out: no finite value for the target (NaN, inf, empty)
 
 
 def load_training_data(samples: str | os.PathLike, target: str = "val_acc") -> TrainingData:
-    """Rows of ``samples`` with a value for ``target`` (rows without one are left out)."""
+    """Rows of ``samples`` with a finite value for ``target``; the rows without one (NaN, inf,
+    empty) are left out and counted in ``dropped``."""
     if target not in TARGETS:
         raise UserError(f"target {target!r}: expected one of {', '.join(TARGETS)}")
     table = read_samples(samples)
@@ -93,7 +95,8 @@ def load_training_data(samples: str | os.PathLike, target: str = "val_acc") -> T
         hint = " (give 'nas sample' a --lut)" if target == "latency_ms" else ""
         raise UserError(f"{samples}: no row has a value for {target!r}{hint}")
     archs = [a for a, k in zip(table.architectures(), keep) if k]
-    return TrainingData(space, archs, y[keep], target, table.meta, Path(samples))
+    dropped = int((~keep).sum())
+    return TrainingData(space, archs, y[keep], target, table.meta, Path(samples), dropped)
 
 
 def cross_validate(
@@ -181,6 +184,7 @@ def fit_predictor(
         "encoder": {"kind": features, "stats": list(stats)},
         "feature_names": [str(n) for n in encoder.get_feature_names_out()],
         "n_train": len(data.y),
+        "n_dropped": data.dropped,
         "target_range": [float(data.y.min()), float(data.y.max())],
         "cv": cv,
         "model": {"name": model, "class": type(fitted).__name__,

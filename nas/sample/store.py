@@ -205,7 +205,7 @@ def read_samples(path: str | os.PathLike, *, repair: bool = False) -> SampleRows
             return SampleRows(path, meta, _parse(path, f.read()))
     if repair:
         _drop_partial_tail(path)
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's save starts with a BOM
     if not repair and text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # ignore a row being written right now
     return SampleRows(path, meta, _parse(path, text))
