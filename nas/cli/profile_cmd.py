@@ -65,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="custom Ray resource advertised by the node that owns the device; the "
                         "profile runs there and the table is saved here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="start even when the memory estimate exceeds the memory available here")
     p.set_defaults(func=run)
 
 
@@ -80,10 +82,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_locked(args: argparse.Namespace) -> int:
+    from nas import budget
     from nas.latency.space_profile import profile_space, protocol_for
     from nas.spaces import load_space
 
     space = load_space(args.space)
+    budget.check_memory(budget.profiling_estimate(space, args.batch), force=args.force)
     protocol = protocol_for(
         args.device,
         args.threads,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
+from nas.errors import UserError
 from nas.sample.draw import DEFAULT_BINS, STRATEGIES
 from nas.sample.measure import EvalSettings, sample_subnets
 
@@ -49,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-seed", type=int, default=0,
                    help="base seed of the per-subnet recalibration batches (0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="start even when the memory estimate exceeds the memory available here")
     p.set_defaults(func=run)
 
 
@@ -59,7 +63,22 @@ def run(args: argparse.Namespace) -> int:
         return _run_locked(args)
 
 
+def check_sampling_memory(args: argparse.Namespace) -> None:
+    """Refuse before loading the run when its supernet, once per worker, cannot fit here; a run
+    folder without a readable space is left to sample_subnets to report."""
+    from nas import budget
+    from nas.train.rundir import RunPaths, read_space
+
+    try:
+        space = read_space(RunPaths(Path(args.run)).space)
+    except UserError:
+        return
+    estimate = budget.sampling_estimate(space, args.recal_batch_size, max(1, args.workers))
+    budget.check_memory(estimate, force=args.force)
+
+
 def _run_locked(args: argparse.Namespace) -> int:
+    check_sampling_memory(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = EvalSettings(
         recal_batches=args.recal_batches,

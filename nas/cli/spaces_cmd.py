@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas import budget
+from nas.errors import UserError
 from nas.spaces import load_space, shipped_spaces
 from nas.spaces.extremes import cost_ranges
-from nas.spaces.ops import stage_layer_choices
+from nas.spaces.ops import format_size, stage_layer_choices
 from nas.spaces.schema import SearchSpace, stage_input_sizes
 
 
@@ -20,21 +22,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "name or a YAML path): the space in full.",
     )
     p.add_argument("name", nargs="?", help="a shipped space name or a path to a space YAML file")
+    p.add_argument("--batch", type=int, default=16,
+                   help="batch of the memory estimates printed for NAME (16: nas train's default)")
     p.set_defaults(func=run)
 
 
+# spaces deeper than this are not listed layer by layer (largest/smallest)
+LIST_DEPTH_LIMIT = 1000
+
+
 def _si(value: float, unit: str = "") -> str:
-    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+    if abs(value) >= 1e15:
+        return f"{budget.format_count(int(value))}{unit}"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(value) >= factor:
             return f"{value / factor:.2f}{prefix}{unit}"
     return f"{value:.0f}{unit}"
 
 
 def _bytes(value: float) -> str:
-    for factor, unit in ((2**20, "MiB"), (2**10, "KiB")):
-        if value >= factor:
-            return f"{value / factor:.1f}{unit}"
-    return f"{value:.0f}B"
+    return budget.format_bytes(int(value)).replace(" ", "")
 
 
 def summary_rows(names: list[str]) -> list[dict[str, str]]:
@@ -45,7 +52,7 @@ def summary_rows(names: list[str]) -> list[dict[str, str]]:
         rows.append(
             {
                 "space": name,
-                "subnets": f"{space.size():.3e}",
+                "subnets": format_size(space, exact=False),
                 "FLOPs": f"{_si(2 * r['macs'][0])} - {_si(2 * r['macs'][1])}",
                 "params": f"{_si(r['params'][0])} - {_si(r['params'][1])}",
                 "peak memory": f"{_bytes(r['memory'][0])} - {_bytes(r['memory'][1])}",
@@ -64,17 +71,37 @@ def format_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def describe(space: SearchSpace) -> str:
+def estimate_lines(space: SearchSpace, batch: int) -> list[str]:
+    """Memory before allocation: the supernet's exact size and what each command will need."""
+    params = budget.supernet_params(space)
+    return [
+        f"# supernet: {budget.format_count(params)} parameters "
+        f"({budget.format_bytes(params * budget.BYTES_PER_PARAM)} float32); largest subnet's "
+        f"peak activations {budget.format_bytes(budget.peak_activation_bytes(space) * batch)} "
+        f"at batch {batch}",
+        f"# {budget.training_estimate(space, batch).describe()}",
+        f"# {budget.sampling_estimate(space, batch).describe()}",
+        f"# {budget.profiling_estimate(space, 1).describe()}",
+    ]
+
+
+def describe(space: SearchSpace, batch: int = 16) -> str:
     """The space in full: its YAML-equivalent definition plus derived facts."""
     r = cost_ranges(space)
     lines = [
         f"# {space.name} ({space.source})",
-        f"# hash {space.hash()}, {space.size():,} distinct subnets",
+        f"# hash {space.hash()}, {format_size(space)} distinct subnets",
         f"# FLOPs {_si(2 * r['macs'][0])} - {_si(2 * r['macs'][1])}, params {_si(r['params'][0])} - "
         f"{_si(r['params'][1])}, peak memory {_bytes(r['memory'][0])} - {_bytes(r['memory'][1])}",
-        f"# largest (max MACs):  {space.largest()}",
-        f"# smallest (min MACs): {space.smallest()}",
+        *estimate_lines(space, batch),
     ]
+    if max(stage.max_depth for stage in space.stages) <= LIST_DEPTH_LIMIT:
+        lines += [
+            f"# largest (max MACs):  {space.largest()}",
+            f"# smallest (min MACs): {space.smallest()}",
+        ]
+    else:
+        lines.append(f"# largest/smallest not listed: a stage is deeper than {LIST_DEPTH_LIMIT}")
     for res in space.resolutions[:: max(1, len(space.resolutions) - 1)]:
         sizes = stage_input_sizes(space, res)
         lines.append(
@@ -90,7 +117,9 @@ def describe(space: SearchSpace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if args.name:
-        print(describe(load_space(args.name)))
+        if args.batch < 1:
+            raise UserError(f"--batch {args.batch}: expected a positive batch size")
+        print(describe(load_space(args.name), args.batch))
     else:
         print(format_table(summary_rows(shipped_spaces())))
     return 0

@@ -88,6 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder, e.g. results/my-run/")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="start even when the memory estimate exceeds the memory available here")
     # Data-parallel training over Ray Train workers (nas.train.distributed); not a TrainConfig
     # setting: it decides where the run executes, and a run may be resumed with other workers.
     p.add_argument(
@@ -137,10 +139,25 @@ def run(args: argparse.Namespace) -> int:
         return _run_locked(args)
 
 
+def check_training_memory(config: TrainConfig, *, force: bool) -> None:
+    """Refuse a supernet that cannot fit here, before building it (nas.budget); a space that does
+    not load is left to train() to report (or, with --resume, to read from the run)."""
+    from nas import budget
+    from nas.spaces import load_space
+
+    try:
+        space = load_space(config.space)
+    except UserError:
+        return
+    estimate = budget.training_estimate(space, config.batch_size, config.optimizer)
+    budget.check_memory(estimate, force=force)
+
+
 def _run_locked(args: argparse.Namespace) -> int:
     from nas.train import train
 
     config = build_config(args)
+    check_training_memory(config, force=args.force)
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers}: expected a positive number of workers")
     if args.ray_address is not None or (args.workers or 1) > 1:

@@ -70,9 +70,13 @@ def cost_extreme(
                         for c in choices
                     )
                     for d in stage.depths:
-                        total = first
-                        for _ in range(d - 1):
-                            total = join(total, rest)
+                        # first slot, then d - 1 equal slots: in closed form (depth may be huge)
+                        if d == 1:
+                            total = first
+                        elif combine == "sum":
+                            total = first + (d - 1) * rest
+                        else:
+                            total = max(first, rest)
                         candidate = join(acc, total)
                         new[w] = candidate if w not in new else best(new[w], candidate)
             values = new

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import asdict
 from functools import lru_cache
 
@@ -192,13 +193,51 @@ def contains(space: SearchSpace, arch: Architecture) -> bool:
     return True
 
 
-def size(space: SearchSpace) -> int:
-    """Exact number of distinct subnets."""
+# sizes with more decimal digits than this are not computed exactly (see size())
+EXACT_SIZE_DIGITS = 4000
+
+
+def log10_size(space: SearchSpace) -> float:
+    """log10 of the number of distinct subnets, in float arithmetic: time polynomial in the
+    number of listed choices whatever the depths (a depth of 10**30 costs one multiplication)."""
+    total = math.log10(len(space.resolutions))
+    for stage in space.stages:
+        step = math.log10(len(stage_layer_choices(stage)))  # log10 of choices per slot
+        terms = [d * step for d in stage.depths]  # log10(n**d) for each allowed depth
+        top = max(terms)
+        total += math.log10(len(stage.widths)) + top + math.log10(
+            sum(10 ** (t - top) for t in terms)
+        )
+    return total
+
+
+def size(space: SearchSpace) -> int | float:
+    """Exact number of distinct subnets; ``math.inf`` when it has more than
+    :data:`EXACT_SIZE_DIGITS` digits (it would take long to compute and cannot be printed in
+    decimal; :func:`log10_size` and :func:`format_size` still describe it)."""
+    if log10_size(space) > EXACT_SIZE_DIGITS:
+        return math.inf
     total = len(space.resolutions)
     for stage in space.stages:
         n_layer = len(stage_layer_choices(stage))
         total *= len(stage.widths) * sum(n_layer**d for d in stage.depths)
     return total
+
+
+def format_size(space: SearchSpace, *, exact: bool = True) -> str:
+    """The subnet count for people: exact with thousands separators up to 10**15 (when
+    ``exact``), else in scientific notation computed from :func:`log10_size` (never a huge int to
+    decimal); beyond 10**(10**15) as ``10^<exponent>``."""
+    exponent = log10_size(space)
+    if exact and exponent < 15:
+        return f"{int(size(space)):,}"
+    if exponent >= 1e15:  # the exponent itself is only known to float precision
+        return f"10^{exponent:.4e}"
+    whole = math.floor(exponent)
+    mantissa = 10 ** (exponent - whole)
+    if mantissa >= 9.9995:  # rounding would print 10.000e+N
+        mantissa, whole = mantissa / 10, whole + 1
+    return f"{mantissa:.3f}e{whole:+03d}"
 
 
 def _extreme(space: SearchSpace, pick: str) -> Architecture:

@@ -194,7 +194,7 @@ class SearchSpace:
 
         ops.validate(self, arch)
 
-    def size(self) -> int:
+    def size(self) -> int | float:
         from nas.spaces import ops
 
         return ops.size(self)
