@@ -368,3 +368,63 @@ def test_cli_offers_every_registered_searcher():
                 if a.dest == "algo")
     assert tuple(algo.choices) == searcher_names()
     assert {"guided", "mp", "optuna", "evolution", "random"} <= set(searcher_names())
+
+
+@pytest.mark.parametrize(("extra", "algo", "message"), [
+    (("--population", "0"), "evolution", "--population 0: expected an integer of at least 2"),
+    (("--population", "1"), "evolution", "--population 1: expected an integer of at least 2"),
+    (("--population", "1"), "optuna", "--population 1: expected an integer of at least 2"),
+    (("--mp-points", "0"), "mp", "--mp-points 0: expected an integer of at least 1"),
+    (("--budget", "0"), "random", "--budget 0: expected an integer of at least 1"),
+    (("--workers", "0"), "random", "--workers 0: expected an integer of at least 1"),
+    (("--population", "10"), "random", "--population is not an option of --algo random"),
+    (("--mp-points", "5"), "evolution", "--mp-points is not an option of --algo evolution"),
+    (("--sampler", "tpe"), "evolution", "--sampler is not an option of --algo evolution"),
+    (("--population", "10", "--sampler", "tpe"), "optuna", "TPE has none"),
+])
+def test_an_option_is_honoured_or_refused_in_one_line(extra, algo, message, inputs, tmp_path,
+                                                      capsys):
+    """Never silently replaced by a default (the old --population 0 became 50, --mp-points 0
+    became 20), never a traceback (the old --population 1)."""
+    out = tmp_path / "x"
+    rc = search(out, "--predictor", str(inputs["ridge"]), *extra, algo=algo,
+                objectives=("max:accuracy",))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_population_and_mp_points_are_honoured(inputs, tmp_path):
+    kw = {"objectives": ["max:accuracy"], "predictor": inputs["ridge"], "progress": False}
+    small = run_search(SPACE, algo="evolution", budget=12, population=2, **kw)
+    assert small.result.algorithm == "regularized_evolution" and len(small.result) == 12
+    mp = run_search(SPACE, algo="mp", budget=50, mp_points=3, **kw)
+    assert mp.summary["mp"]["points"] == 3 and len(mp.result) == 3
+
+
+@pytest.mark.parametrize("algo", ["guided", "nsga2", "optuna-nsga2"])
+def test_every_registered_searcher_is_choosable_from_nas_search(algo, inputs, tmp_path):
+    bound = lat_bound(inputs["lut"])
+    cons = [f"latency_ms<={bound:.6f}"]
+    out = tmp_path / algo
+    assert search(out, "--predictor", str(inputs["ridge"]), "--lut", str(inputs["lut"]),
+                  algo=algo, budget=30, constraints=cons) == 0
+    check_front_is_valid(out, cons, inputs["lut"])
+    assert json.loads((out / "search.json").read_text())["settings"]["algo"] == algo
+
+
+def test_search_job_validates_before_loading_anything():
+    from nas.errors import UserError
+    from nas.search.job import SearchJob
+
+    job = SearchJob("no-such-space", ("max:accuracy", "min:flops"), ("flops<=1M",), algo="guided")
+    assert [str(o) for o in job.objectives] == ["max:accuracy", "min:flops"]
+    with pytest.raises(UserError, match="--algo guided handles 1 or 2 objectives, got 3"):
+        SearchJob("no-such-space", ("max:accuracy", "min:flops", "min:params"), algo="guided")
+    with pytest.raises(UserError, match="unknown search algorithm 'annealing'"):
+        SearchJob("no-such-space", ("max:accuracy",), algo="annealing")
+    with pytest.raises(UserError, match="--ray-address is for Ray Tune trials"):
+        SearchJob("no-such-space", ("max:accuracy",), algo="mp", ray_address="local")
+    with pytest.raises(UserError, match="cannot refine --algo optuna"):
+        SearchJob("s", ("max:accuracy",), algo="optuna", validate_every=5, predictor="p",
+                  run_dir="r")
