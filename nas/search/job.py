@@ -16,7 +16,7 @@ from typing import Any
 
 from nas.errors import UserError
 from nas.search.constraints import Constraint, Objective, parse_constraints, parse_objective
-from nas.search.registry import OPTION_FLAGS, SearcherSpec, searcher_spec
+from nas.search.registry import OPTION_FLAGS, SearcherSpec, searcher_spec, searcher_specs
 
 
 def _at_least(flag: str, value: int | None, low: int, why: str = "") -> None:
@@ -122,14 +122,10 @@ class SearchJob:
 
 def _takers(option: str | None, words: str) -> str:
     """' (WORDS a, b)': the searchers that take ``option`` (None: the refinable ones)."""
-    from nas.search.registry import searcher_specs
-
     names = [n for n, s in searcher_specs().items()
              if (s.refinable if option is None else option in s.options)]
     return f" ({words} {', '.join(names)})" if names else ""
 
 
 def _tune_names() -> list[str]:
-    from nas.search.registry import searcher_specs
-
     return [n for n, s in searcher_specs().items() if s.tune_trials]

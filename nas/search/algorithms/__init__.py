@@ -1,9 +1,9 @@
 """The registered searchers: every module here registers its own with
-:func:`nas.search.registry.register_searcher` and is imported when the registry is first read.
+:func:`nas.search.registration.register_searcher`; importing this package imports them all.
 
 Adding a searcher is one new module in this folder, e.g. ``annealing.py``::
 
-    from nas.search.registry import register_searcher
+    from nas.search.registration import register_searcher
 
     @register_searcher("annealing", summary="simulated annealing on one objective",
                        max_objectives=1)
@@ -16,3 +16,10 @@ It is then choosable with ``nas search --algo annealing`` and checked by the sea
 tests (:mod:`nas.search.testing`). Keep the imports of heavy modules inside the factory so that
 listing the names stays cheap.
 """
+
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
+    if not _module.startswith("_"):
+        _importlib.import_module(f"{__name__}.{_module}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.search.registry import register_searcher
+from nas.search.registration import register_searcher
 
 # Regularised evolution: population 50, tournaments of 10, 10 children per batch. On hybrid-cifar
 # with a ridge predictor under a latency bound (3 seeds) it beat the searcher's own default

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.search.registry import register_searcher
+from nas.search.registration import register_searcher
 
 
 @register_searcher("guided", max_objectives=2,

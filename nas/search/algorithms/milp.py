@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.search.registry import register_searcher
+from nas.search.registration import register_searcher
 
 DEFAULT_POINTS = 20  # MILP solutions when --mp-points is not given (at most --budget)
 

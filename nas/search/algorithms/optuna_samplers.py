@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nas.errors import UserError
-from nas.search.registry import register_searcher
+from nas.search.registration import register_searcher
 
 SAMPLERS: tuple[str, ...] = ("tpe", "nsga2")
 POPULATION = 20  # Optuna NSGA-II's population unless --population says otherwise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.search.registry import register_searcher
+from nas.search.registration import register_searcher
 
 BATCH_SIZE = 64  # genomes per proposal batch of 'nas search --algo random'
 
