@@ -56,3 +56,28 @@ def test_check_searcher_runs_every_check_on_a_user_searcher() -> None:
     testing.check_searcher(lambda p, s: RandomSearch(p, seed=s, batch_size=5),
                            testing.ToyProblem(),
                            testing.ToyProblem(constraints=("latency_ms<=4.5",)))
+
+
+def test_a_newly_registered_searcher_is_choosable_and_checked(tmp_path, monkeypatch):
+    """What one new file in nas/search/algorithms/ does: register; then 'nas search --algo' takes
+    it and the conformance suite checks it (the registration is undone after the test)."""
+    from nas.cli import main
+    from nas.search import registration
+    from nas.search.random_search import RandomSearch
+
+    monkeypatch.setattr(registration, "REGISTERED", dict(registration.REGISTERED))
+    import nas.search.registry as registry
+
+    monkeypatch.setattr(registry, "REGISTERED", registration.REGISTERED)
+
+    @registration.register_searcher("test-hill", summary="a test searcher", max_objectives=1)
+    class Hill(RandomSearch):
+        name = "test-hill"
+
+    assert "test-hill" in registry.searcher_names()
+    factory, problem = testing.registered_case("test-hill")
+    testing.check_searcher(factory, problem)
+    out = tmp_path / "hill"
+    rc = main(["search", "--space", "hybrid-tiny", "--out", str(out), "--algo", "test-hill",
+               "--objective", "min:flops", "--budget", "8", "--no-progress"])
+    assert rc == 0 and (out / "front.csv").is_file()
