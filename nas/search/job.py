@@ -10,6 +10,7 @@ files it names is :mod:`nas.search.run_setup`'s job.
 
 from __future__ import annotations
 
+import operator
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +21,13 @@ from nas.search.registry import OPTION_FLAGS, SearcherSpec, searcher_spec, searc
 
 
 def _at_least(flag: str, value: int | None, low: int, why: str = "") -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                              or value < low):
+    if value is None:
+        return
+    try:
+        number = operator.index(value)  # int or numpy integer; not float, not bool
+    except TypeError:
+        number = None
+    if number is None or isinstance(value, bool) or number < low:
         raise UserError(f"{flag} {value!r}: expected an integer of at least {low}{why}")
 
 
