@@ -281,8 +281,10 @@ def _sample_eval(samples: Path) -> dict:
     return {k: ev[k] for k in ("recal_batches", "recal_batch_size", "batch_size", "seed")}
 
 
-@pytest.mark.slow
 def test_ray_tune_trials_give_the_in_process_optuna_search(inputs, tmp_path, monkeypatch):
+    """Two objectives (Optuna's NSGA-II sampler, which holds a lock Ray Tune cannot pickle) as
+    Ray Tune trials through our ask/tell searcher: the same trials as in process, constraints set
+    on every Optuna trial. A local Ray instance of 2 CPUs; about 20 s."""
     pytest.importorskip("ray")
     token = tmp_path / "auth_token"
     token.write_text("0" * 64)
@@ -293,16 +295,20 @@ def test_ray_tune_trials_give_the_in_process_optuna_search(inputs, tmp_path, mon
     cons = ["flops<=1.2M"]
     kw = ("--predictor", str(inputs["ridge"]))
     objectives = ("max:accuracy", "min:flops")
-    assert search(tmp_path / "tune", *kw, "--ray-address", "local", budget=10, algo="optuna",
+    assert search(tmp_path / "tune", *kw, "--ray-address", "local", budget=4, algo="optuna",
                   constraints=cons, objectives=objectives) == 0
-    assert search(tmp_path / "local", *kw, budget=10, algo="optuna", constraints=cons,
+    assert search(tmp_path / "local", *kw, budget=4, algo="optuna", constraints=cons,
                   objectives=objectives) == 0
     a = pd.read_csv(tmp_path / "tune" / "evaluated.csv")
     b = pd.read_csv(tmp_path / "local" / "evaluated.csv")
-    assert list(a["arch_id"]) == list(b["arch_id"])
+    assert list(a["arch_id"]) == list(b["arch_id"]) and len(a) == 4
     check_front_is_valid(tmp_path / "tune", cons, None)
     summary = json.loads((tmp_path / "tune" / "search.json").read_text())
-    assert summary["ray_tune"]["constraints_at_suggestion"] == ["flops<=1200000"]
+    assert summary["ray_tune"]["trials"] == 4 and summary["optuna"]["sampler"] == "nsga2"
+    state = json.loads((tmp_path / "tune" / "state.json").read_text())
+    trials = state["optuna_study"]["trials"]
+    assert len(trials) >= 4
+    assert all("constraints:flops<=1200000" in t["system_attrs"] for t in trials)
 
 
 def test_a_front_member_that_breaks_a_bound_by_its_exact_metrics_is_never_emitted(inputs,
@@ -310,8 +316,9 @@ def test_a_front_member_that_breaks_a_bound_by_its_exact_metrics_is_never_emitte
     """Float rounding at a bound: the vectorised value meets it, the per-architecture one does
     not. That member is dropped and the front recomputed without it."""
     from nas.sample.predictor import load_predictor_for
+    from nas.search.emit import emitted_front
+    from nas.search.emit import result_of as _result_of
     from nas.search.space_problem import SpaceProblem
-    from nas.search.space_search import _result_of, emitted_front
 
     predictor = load_predictor_for(TINY, inputs["ridge"])
     probe = SpaceProblem(TINY, ["max:accuracy", "min:flops"], predictor=predictor)
@@ -349,8 +356,75 @@ def test_a_calibration_that_predicts_negative_latency_is_reported(tmp_path):
     assert "below zero" in outcome.summary["warnings"][0]
 
 
-def test_cli_choices_match_the_engine():
-    from nas.cli import search_cmd
-    from nas.search import space_search
+def test_cli_offers_every_registered_searcher():
+    import argparse
 
-    assert search_cmd.ALGOS == space_search.ALGOS and search_cmd.SAMPLERS == space_search.SAMPLERS
+    from nas.cli import search_cmd
+    from nas.search.registry import searcher_names
+
+    parser = argparse.ArgumentParser()
+    search_cmd.register(parser.add_subparsers())
+    algo = next(a for a in parser._subparsers._group_actions[0].choices["search"]._actions
+                if a.dest == "algo")
+    assert tuple(algo.choices) == searcher_names()
+    assert {"guided", "mp", "optuna", "evolution", "random"} <= set(searcher_names())
+
+
+@pytest.mark.parametrize(("extra", "algo", "message"), [
+    (("--population", "0"), "evolution", "--population 0: expected an integer of at least 2"),
+    (("--population", "1"), "evolution", "--population 1: expected an integer of at least 2"),
+    (("--population", "1"), "optuna", "--population 1: expected an integer of at least 2"),
+    (("--mp-points", "0"), "mp", "--mp-points 0: expected an integer of at least 1"),
+    (("--budget", "0"), "random", "--budget 0: expected an integer of at least 1"),
+    (("--workers", "0"), "random", "--workers 0: expected an integer of at least 1"),
+    (("--population", "10"), "random", "--population is not an option of --algo random"),
+    (("--mp-points", "5"), "evolution", "--mp-points is not an option of --algo evolution"),
+    (("--sampler", "tpe"), "evolution", "--sampler is not an option of --algo evolution"),
+    (("--population", "10", "--sampler", "tpe"), "optuna", "TPE has none"),
+])
+def test_an_option_is_honoured_or_refused_in_one_line(extra, algo, message, inputs, tmp_path,
+                                                      capsys):
+    """Never silently replaced by a default (the old --population 0 became 50, --mp-points 0
+    became 20), never a traceback (the old --population 1)."""
+    out = tmp_path / "x"
+    rc = search(out, "--predictor", str(inputs["ridge"]), *extra, algo=algo,
+                objectives=("max:accuracy",))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_population_and_mp_points_are_honoured(inputs, tmp_path):
+    kw = {"objectives": ["max:accuracy"], "predictor": inputs["ridge"], "progress": False}
+    small = run_search(SPACE, algo="evolution", budget=12, population=2, **kw)
+    assert small.result.algorithm == "regularized_evolution" and len(small.result) == 12
+    mp = run_search(SPACE, algo="mp", budget=50, mp_points=3, **kw)
+    assert mp.summary["mp"]["points"] == 3 and len(mp.result) == 3
+
+
+@pytest.mark.parametrize("algo", ["guided", "nsga2", "optuna-nsga2"])
+def test_every_registered_searcher_is_choosable_from_nas_search(algo, inputs, tmp_path):
+    bound = lat_bound(inputs["lut"])
+    cons = [f"latency_ms<={bound:.6f}"]
+    out = tmp_path / algo
+    assert search(out, "--predictor", str(inputs["ridge"]), "--lut", str(inputs["lut"]),
+                  algo=algo, budget=30, constraints=cons) == 0
+    check_front_is_valid(out, cons, inputs["lut"])
+    assert json.loads((out / "search.json").read_text())["settings"]["algo"] == algo
+
+
+def test_search_job_validates_before_loading_anything():
+    from nas.errors import UserError
+    from nas.search.job import SearchJob
+
+    job = SearchJob("no-such-space", ("max:accuracy", "min:flops"), ("flops<=1M",), algo="guided")
+    assert [str(o) for o in job.objectives] == ["max:accuracy", "min:flops"]
+    with pytest.raises(UserError, match="--algo guided handles 1 or 2 objectives, got 3"):
+        SearchJob("no-such-space", ("max:accuracy", "min:flops", "min:params"), algo="guided")
+    with pytest.raises(UserError, match="unknown search algorithm 'annealing'"):
+        SearchJob("no-such-space", ("max:accuracy",), algo="annealing")
+    with pytest.raises(UserError, match="--ray-address is for Ray Tune trials"):
+        SearchJob("no-such-space", ("max:accuracy",), algo="mp", ray_address="local")
+    with pytest.raises(UserError, match="cannot refine --algo optuna"):
+        SearchJob("s", ("max:accuracy",), algo="optuna", validate_every=5, predictor="p",
+                  run_dir="r")

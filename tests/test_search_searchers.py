@@ -20,7 +20,6 @@ from nas.search import (
     GuidedParetoSearch,
     GuidedSearch,
     InfeasibleError,
-    MetricProblem,
     OptunaSearch,
     RandomSearch,
     RegularizedEvolution,
@@ -34,61 +33,8 @@ from nas.search import (
 from nas.search.operators import mutate
 from nas.search.surrogate import BayesianLinear
 
-N_LAYERS = 3
-
-
-class ToyProblem(MetricProblem):
-    """A depth gene (0..2 -> 1..3 active layers) and per layer (op in 4, width in 3): 7 genes.
-
-    Genes of inactive layers do not matter; :meth:`canonical` zeroes them, leaving 1,884 distinct
-    networks among 5,184 genomes. Metrics are sums over active layers of seeded random tables.
-    """
-
-    def __init__(self, objectives=("max:accuracy",), constraints=(), *, seed: int = 0) -> None:
-        super().__init__([3] + [4, 3] * N_LAYERS, objectives, constraints)
-        rng = np.random.default_rng(seed)
-        self._acc = rng.normal(size=(N_LAYERS, 4, 3))
-        self._lat = rng.uniform(0.5, 2.0, size=(N_LAYERS, 4, 3))
-        self._params = rng.integers(1_000, 5_000, size=(N_LAYERS, 4, 3)).astype(float)
-        self._all: dict[str, np.ndarray] | None = None
-
-    def canonical(self, genes: np.ndarray) -> np.ndarray:
-        genes = np.array(genes, dtype=np.int64, copy=True)
-        for layer in range(N_LAYERS):
-            inactive = genes[:, 0] < layer
-            genes[inactive, 1 + 2 * layer : 3 + 2 * layer] = 0
-        return genes
-
-    def metrics(self, genes: np.ndarray) -> dict[str, np.ndarray]:
-        genes = np.atleast_2d(genes)
-        acc = np.full(len(genes), 70.0)
-        lat = np.full(len(genes), 1.0)
-        params = np.full(len(genes), 10_000.0)
-        for layer in range(N_LAYERS):
-            active = genes[:, 0] >= layer
-            op, width = genes[:, 1 + 2 * layer], genes[:, 2 + 2 * layer]
-            acc += active * (self._acc[layer, op, width] + 0.5 * width * (op == 2))
-            lat += active * self._lat[layer, op, width]
-            params += active * self._params[layer, op, width]
-        return {"accuracy": acc, "latency_ms": lat, "params": params}
-
-    def all_metrics(self) -> dict[str, np.ndarray]:
-        if self._all is None:
-            grid = np.indices(tuple(self.cardinalities)).reshape(len(self.cardinalities), -1).T
-            self._all = self.metrics(grid)
-        return self._all
-
-    def achievable_range(self, metric: str) -> tuple[float, float] | None:
-        values = self.all_metrics().get(metric)
-        return None if values is None else (float(values.min()), float(values.max()))
-
-    def jointly_feasible(self) -> bool:
-        values = self.all_metrics()
-        ok = np.ones(len(values["accuracy"]), dtype=bool)
-        for c in self.constraints:
-            ok &= c.satisfied(values[c.metric])
-        return bool(ok.any())
-
+# the toy problem of the shipped conformance suite: 7 genes with inactive ones, 1,884 networks
+from nas.search.testing import ToyProblem
 
 SINGLE: dict[str, Callable[[object, int], Searcher]] = {
     "random": lambda p, s: RandomSearch(p, seed=s, batch_size=7),

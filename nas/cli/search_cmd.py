@@ -7,10 +7,15 @@ import logging
 import shlex
 import sys
 
-# The same as nas.search.space_search.ALGOS / SAMPLERS (tested); not imported from there so that
-# building the parser does not import the search engine (pandas, scipy, optuna).
-ALGOS: tuple[str, ...] = ("evolution", "random", "optuna", "mp")
-SAMPLERS: tuple[str, ...] = ("tpe", "nsga2")
+# Read from the searcher registry, whose registering modules are light: building the parser does
+# not import the search engine (pandas, scipy, optuna).
+from nas.search.algorithms.optuna_samplers import SAMPLERS
+from nas.search.registry import searcher_names, searcher_specs
+
+
+def _algo_help() -> str:
+    specs = searcher_specs()
+    return "; ".join(f"{n}: {s.summary}" for n, s in specs.items()) + " (default evolution)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,9 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=VALUE[UNIT]",
                    help="constraint; repeatable (latency_ms<=5, flops<=60M, memory<=512KB, "
                         "params<=1.5M)")
-    p.add_argument("--algo", choices=ALGOS, default="evolution",
-                   help="evolution (NSGA-II for several objectives, regularised evolution for "
-                        "one), mp (exact MILP), optuna, random (default evolution)")
+    p.add_argument("--algo", choices=searcher_names(), default="evolution", metavar="ALGO",
+                   help=_algo_help())
     p.add_argument("--budget", type=int, default=1000,
                    help="architectures to evaluate (1000); for mp the number of MILP solutions "
                         "is --mp-points")
@@ -92,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.search.space_search import run_search
+    from nas.search.space_search import SearchJob, run_job
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
@@ -101,10 +105,10 @@ def run(args: argparse.Namespace) -> int:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     except ImportError:  # pragma: no cover - optuna is a dependency
         pass
-    outcome = run_search(
+    job = SearchJob(
         args.space,
-        objectives=args.objective,
-        constraints=args.constraint,
+        objectives=tuple(args.objective),
+        constraints=tuple(args.constraint),
         algo=args.algo,
         budget=args.budget,
         seed=args.seed,
@@ -127,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         command=shlex.join(["nas", *sys.argv[1:]]) if sys.argv else None,
     )
+    outcome = run_job(job)
     s = outcome.summary
     counts, timings = s["counts"], s["timings"]
     print(f"{s['space']['name']}: {args.algo}, {counts['evaluated']} architectures evaluated "

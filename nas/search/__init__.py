@@ -3,7 +3,10 @@
 Over categorical genomes: a :class:`Problem` evaluates batches of int genomes; a :class:`Searcher`
 (``ask``/``tell``/``run``, seeded, resumable through :func:`save_state`/:func:`load_state`) proposes
 them; a :class:`SearchResult` holds every evaluation, the feasible Pareto front and the best genome.
-The MILP over our own spaces lives in :mod:`nas.search.mp`.
+The MILP over our own spaces lives in :mod:`nas.search.mp` (as a searcher:
+:class:`MILPSearcher`). Every searcher is registered (:func:`register_searcher`, one module of
+:mod:`nas.search.algorithms` each) and built by name with :func:`make_searcher`; any searcher can
+be checked with the conformance suite :mod:`nas.search.testing`.
 
 Names are imported lazily (``from nas.search import GuidedSearch`` loads only what it needs), so
 importing a submodule such as :mod:`nas.search.mp` does not pull in Optuna.
@@ -43,7 +46,13 @@ _EXPORTS: dict[str, str] = {
     "TabularProblem": "problem",
     "RandomSearch": "random_search",
     "ALGORITHMS": "registry",
+    "SearcherSpec": "registry",
     "make_searcher": "registry",
+    "register_searcher": "registry",
+    "searcher_names": "registry",
+    "searcher_specs": "registry",
+    "MILPSearcher": "mp_searcher",
+    "SearchJob": "job",
     "SearchResult": "result",
     "load_state": "state",
     "save_state": "state",
