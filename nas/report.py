@@ -60,7 +60,8 @@ def random_search_section(baseline: dict[str, Any] | None, bound_ms: float) -> l
         return [*lines, "None of the measured subnets meets the bounds: no random-search baseline."]
     lines.append(
         f"Of the {baseline['measured']} subnets measured for the predictor (drawn at random, "
-        f"stratified by FLOPs), {baseline['feasible']} meet the bounds; the best of them by "
+        f"stratified by FLOPs), {baseline['feasible']} meet the bounds (the predicted latency "
+        "against the first round's bound, like the first search); the best of them by measured "
         "validation accuracy, exported the same way:"
     )
     return [*lines, "", *exported_table([baseline["exported"]], bound_ms)]
@@ -139,8 +140,13 @@ def write_report(root: Path, plan: Any, stages: dict[str, Any]) -> Path:
         search = stages.get("search", {})
         lines += ["", "## Search and export", ""]
         lines.append(
-            f"Bounds: latency <= {bound:.3f} ms, peak memory <= {search['bounds']['memory'] / 1024:.1f} KiB "
-            f"({'given' if plan.latency_bound_ms is not None else 'derived: median predicted latency / 75th percentile memory of 2,000 random subnets'})."
+            f"Bounds: latency <= {bound:.3f} ms, peak memory <= {search['bounds']['memory'] / 1024:.1f} KiB"
+            + (
+                f", params <= {si(search['bounds']['params'])}"
+                if "params" in search["bounds"]
+                else ""
+            )
+            + f" ({'given' if plan.latency_bound_ms is not None else 'latency and memory derived: median predicted latency / 75th percentile memory of 2,000 random subnets'})."
         )
         for r in export["rounds"]:
             lines += ["", f"### Round {r['round']}: search bound {r['search_bound_ms']:.3f} ms", ""]

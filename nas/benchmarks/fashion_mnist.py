@@ -44,7 +44,7 @@ import pandas as pd
 from nas.arch import Architecture
 from nas.costs import costs
 from nas.io import atomic_write_json, atomic_write_text
-from nas.pipeline import Pipeline, RunPlan, constraint_strings
+from nas.pipeline import STAGES, Pipeline, RunPlan, constraint_strings
 from nas.report import si as _si
 from nas.spaces import SearchSpace, load_space
 
@@ -455,7 +455,8 @@ def build_report(
     # finished run): its own summary holds the real training and validation time
     trained_s = float(train.get("train_s", 0)) + float(train.get("eval_s", 0))
     total = 0.0
-    for name, info in stages.items():
+    for name in sorted(stages, key=lambda n: STAGES.index(n) if n in STAGES else len(STAGES)):
+        info = stages[name]
         seconds = float(info.get("seconds", 0))
         if name == "train":
             seconds = max(seconds, trained_s)
@@ -467,7 +468,8 @@ def build_report(
         f"Supernet: {p.epochs} epochs x {train.get('train_s', 0) / max(p.epochs, 1):.0f} s "
         f"(batch {p.train_batch_size}, {p.train_threads} threads, 4 subnets per step); the train "
         "row is the run's own training and validation time from its summary.json. These 2 cores "
-        "were shared with other work during the run, so every time here is an upper bound."
+        "were shared with other work during the run (tests and code reviews of other issues), so "
+        "every time here is an upper bound."
     )
 
     # spread and scratch
