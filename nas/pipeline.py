@@ -119,7 +119,7 @@ class RunPlan:
     @classmethod
     def fashion_mnist(cls, **overrides: Any) -> RunPlan:
         """Fashion-MNIST on ``hybrid-fmnist`` (28x28 grayscale), under 100K parameters and the
-        derived latency bound, each export fine-tuned 10 epochs: about 75 minutes on 2 cores
+        derived latency bound, each export fine-tuned 10 epochs: 95 minutes measured on 2 shared cores
         (results/benchmarks/fashion_mnist.md says where the time goes)."""
         plan = cls(
             space="hybrid-fmnist",
