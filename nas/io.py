@@ -51,17 +51,30 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """
     path = Path(path)
     pattern = re.compile(re.escape(f".{path.name}.") + r"(\d+)-\w+" + re.escape(_TMP_SUFFIX))
-    removed = []
+    removed = leftovers_of_dead_writers(path.parent, pattern, folders=False)
+    for leftover in removed:
+        leftover.unlink(missing_ok=True)
+    return removed
+
+
+def leftovers_of_dead_writers(
+    folder: Path, pattern: re.Pattern[str], *, folders: bool
+) -> list[Path]:
+    """Entries of ``folder`` named by ``pattern`` (whose first group is the writer's PID) that are
+    files (or, with ``folders``, folders, never links) of processes no longer running."""
     try:
-        entries = list(os.scandir(path.parent))
+        entries = list(os.scandir(folder))
     except OSError:
-        return removed
+        return []
+    found = []
     for entry in entries:
         match = pattern.fullmatch(entry.name)
-        if match and not pid_alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
-            Path(entry.path).unlink(missing_ok=True)
-            removed.append(Path(entry.path))
-    return removed
+        kind_ok = (
+            entry.is_dir(follow_symlinks=False) if folders else entry.is_file(follow_symlinks=False)
+        )
+        if match and kind_ok and not pid_alive(int(match.group(1))):
+            found.append(Path(entry.path))
+    return found
 
 
 def pid_alive(pid: int) -> bool:

@@ -312,19 +312,12 @@ def remove_stale_staging(out: Path) -> list[Path]:
     """Remove the staging folders (``.<name>.staging-<pid>-*``) that killed exports of ``out``
     left beside it; a folder of a process that still runs (another export) is left alone, and so
     is any ``.old-*`` folder (it may hold an earlier export that could not be put back)."""
-    from nas.io import pid_alive
+    from nas.io import leftovers_of_dead_writers
 
     pattern = re.compile(re.escape(f".{out.name}.staging-") + r"(\d+)-\w+")
-    removed: list[Path] = []
-    try:
-        entries = list(os.scandir(out.parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        match = pattern.fullmatch(entry.name)
-        if match and not pid_alive(int(match.group(1))) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(Path(entry.path))
+    removed = leftovers_of_dead_writers(out.parent, pattern, folders=True)
+    for leftover in removed:
+        shutil.rmtree(leftover, ignore_errors=True)
     return removed
 
 

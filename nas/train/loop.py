@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -57,8 +57,22 @@ from nas.train.rundir import (
 )
 from nas.train.schedules import largest, phase_of, smallest, step_archs
 
-if TYPE_CHECKING:  # distributed training (nas.train.distributed) imports this module
-    from nas.train.distributed import DistributedContext
+
+class StepHooks(Protocol):
+    """What a data-parallel worker adds to a step (:class:`nas.train.distributed.DistributedContext`
+    implements it; that module imports this one, so the loop names only the protocol)."""
+
+    @property
+    def is_main(self) -> bool: ...
+
+    def on_step(
+        self, archs: list[Architecture], x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def after_backward(self, model: torch.nn.Module, losses: list[float]) -> list[float]: ...
+
+    def end_epoch(self, epoch: int, log: Callable[[str], None]) -> list[str]: ...
+
 
 SAMPLER_STREAM = 1  # spawn key of the subnet sampler's SeedSequence (the loader uses [seed, epoch])
 
@@ -163,7 +177,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     echo: bool | None = None,
-    distributed: DistributedContext | None = None,
+    distributed: StepHooks | None = None,
 ) -> TrainResult:
     """Train a supernet as ``config`` says, writing the run folder ``out_dir`` (see
     :mod:`nas.train.rundir`). With ``resume``, continue from ``out_dir/checkpoint.pt`` (checked:
@@ -224,7 +238,7 @@ class _Run:
     sampler: np.random.Generator
     log: RunLog
     progress: bool
-    dist: DistributedContext | None = None  # data-parallel hooks (None: one process)
+    dist: StepHooks | None = None  # data-parallel hooks (None: one process)
 
 
 def _run(
@@ -237,7 +251,7 @@ def _run(
     state: dict | None,
     progress: bool,
     log: RunLog,
-    dist: DistributedContext | None = None,
+    dist: StepHooks | None = None,
 ) -> TrainResult:
     torch.manual_seed(config.seed)
     random.seed(config.seed)
