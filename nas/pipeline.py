@@ -554,3 +554,19 @@ class Pipeline:
 
         path = write_report(self.paths.root, self.plan, self.ledger.stages)
         return {"report": str(path.relative_to(self.paths.root))}
+
+
+def run_pipeline(
+    plan: RunPlan,
+    out: str | Path,
+    *,
+    rerun: str | None = None,
+    progress: bool | None = None,
+    say: Say = print,
+) -> dict[str, Any]:
+    """Run every stage of ``plan`` in the run folder ``out`` (locked against a second writer),
+    continuing a run stopped earlier; ``nas run`` from Python. Returns the stages ledger."""
+    from nas.progress import progress_enabled
+
+    with output_lock(Path(out), folder=True, command="nas run"):
+        return Pipeline(plan, out, progress=progress_enabled(progress), say=say).run(rerun=rerun)
