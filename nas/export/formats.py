@@ -46,7 +46,8 @@ from nas.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_FORMATS: tuple[str, ...] = ("pt", "torchscript", "onnx")
+from nas.export.options import SUPPORTED_FORMATS  # noqa: E402 - its home is the light module
+
 ONNX_EXPORTERS: tuple[str, ...] = ("auto", "dynamo", "legacy")
 MANIFEST_NAME = "manifest.json"
 MIN_OPSET = 17

@@ -143,7 +143,7 @@ def _card_input(c: ExportFacts, name: str) -> dict[str, Any]:
     m = c.measured.get(primary)
     not_measured: dict[str, str] = {}
     if c.table is None:
-        not_measured["latency.predicted_ms"] = "no latency table given; pass one with --lut"
+        not_measured["latency.predicted_ms"] = "no latency table given; pass one with --table"
     if m is None:
         not_measured["latency.measured_ms"] = c.reasons.get(
             primary, f"{primary} latency was not measured")

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from nas.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover - torch is imported where it is used (light CLI help)
+    import torch
 
 RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
 
 
 def parse_device(device: str) -> torch.device:
     """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` -> a torch device; CUDA must be available."""
+    import torch
+
     text = device.strip().lower()
     if text == "cpu":
         return torch.device("cpu")
@@ -51,6 +55,8 @@ def cpu_model_name() -> str:
 
 def processor_name(device: str) -> str:
     """The processor that runs ``device``: the GPU name for CUDA, the CPU model otherwise."""
+    import torch
+
     dev = parse_device(device)
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
@@ -59,6 +65,8 @@ def processor_name(device: str) -> str:
 
 def runtime_versions(runtime: str) -> dict[str, str]:
     """Versions that change timings: torch (and CUDA), onnxruntime when used."""
+    import torch
+
     check_runtime(runtime)
     versions = {"torch": torch.__version__}
     if torch.version.cuda:
