@@ -112,3 +112,28 @@ def test_quickstart_runs_end_to_end(tmp_path):
         assert by_id(x).shape == (16, trained.space.num_classes)
     with pytest.raises(UserError, match="not a run folder"):
         nas.load_model(tmp_path / "export", out["best"])
+    _check_onnx_metadata(tmp_path / "export", found, trained.splits)
+
+
+def _check_onnx_metadata(folder, arch, splits):
+    """The exported ONNX file carries its preprocessing and architecture; the card agrees."""
+    import json
+
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(folder / "model.onnx"))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["arch"] == arch.to_str() and meta["arch_id"] == arch.arch_id()
+    assert json.loads(meta["class_names"]) == list(splits.class_names)
+    assert json.loads(meta["mean"]) == pytest.approx(list(splits.mean))
+    assert json.loads(meta["std"]) == pytest.approx(list(splits.std))
+    assert json.loads(meta["input_shape"]) == ["batch", 3, arch.resolution, arch.resolution]
+    assert meta["channel_order"] == "gray repeated to 3 channels"  # digits are 1-channel
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    session = ort.InferenceSession(str(folder / "model.onnx"))
+    assert session.get_modelmeta().custom_metadata_map["arch_id"] == arch.arch_id()
+    pre = json.loads((folder / "model_card.json").read_text())["details"]["preprocessing"]
+    assert pre["channel_order"] == meta["channel_order"]
+    assert pre["class_names"] == json.loads(meta["class_names"])
+
