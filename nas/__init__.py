@@ -9,6 +9,7 @@ The Python front door (every name is imported on first use, so ``import nas`` st
     arch = space.sample(np.random.default_rng(0))         # an Architecture (hashable, .to_str())
     nas.compute_costs(space, arch)                        # exact FLOPs, MACs, params, memory
     nas.train_supernet("hybrid-tiny", "runs/a", epochs=2) # once-for-all training -> run folder
+    nas.register_run(my_supernet, "runs/c", data="digits")  # or your own loop's, as a run
     model = nas.load_model("runs/a", arch)                # extracted, BN recalibrated, eval mode
     nas.profile_latency(space, "runs/a/latency.csv")      # latency table of this machine
     nas.sample_subnets("runs/a", "runs/a/samples.csv", n=40)
@@ -49,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     # training
     "TrainConfig": "nas.train.config:TrainConfig",
     "train_supernet": "nas.api:train_supernet",
+    "register_run": "nas.train.register:register_run",
     # latency
     "LatencyTable": "nas.latency.table:LatencyTable",
     "load_table": "nas.api:load_table",

@@ -137,3 +137,33 @@ def _check_onnx_metadata(folder, arch, splits):
     assert pre["channel_order"] == meta["channel_order"]
     assert pre["class_names"] == json.loads(meta["class_names"])
 
+
+
+def test_a_supernet_from_your_own_loop_registers_as_a_run(tmp_path, capsys):
+    """A few steps of a user's own training loop, registered: load_model, nas show and the
+    weak-run checks read it; nas train --resume refuses it in one line."""
+    from nas.cli import main
+    from nas.data import load_dataset
+
+    space = nas.load_space("hybrid-tiny")
+    torch.manual_seed(0)
+    supernet = nas.Supernet(space)
+    splits = load_dataset("digits", seed=0)
+    optimizer = torch.optim.AdamW(supernet.parameters(), lr=3e-3)
+    arch = space.largest()
+    for step in range(3):  # "your own loop"
+        x = nas.model_input(space, arch, splits.train.x[step * 32:(step + 1) * 32])
+        loss = torch.nn.functional.cross_entropy(supernet(x, arch), splits.train.y[step * 32:
+                                                                                 (step + 1) * 32])
+        optimizer.zero_grad(), loss.backward(), optimizer.step()
+    run = nas.register_run(supernet, tmp_path / "mine", data="digits", epochs=1)
+    model = nas.load_model(run, space.smallest())
+    assert not model.training
+    from nas.runs import read_run
+
+    info = read_run(run)
+    assert info.kind == "train" and info.complete and info.val_acc_largest is not None
+    assert main(["train", "--out", str(run), "--resume"]) == 2
+    assert "own loop" in capsys.readouterr().err
+    with pytest.raises(UserError, match="already holds a run"):
+        nas.register_run(supernet, run)

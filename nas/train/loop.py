@@ -157,6 +157,9 @@ def _fixed_arch(config: TrainConfig, space: SearchSpace) -> Architecture | None:
 def _check_resume(state: dict, config: TrainConfig, fingerprint: str, path: Path) -> None:
     """The checkpoint continues with ``config``: same settings, except where it runs (device,
     threads) and ``epochs``, which may be raised (the run then trains on to the new total)."""
+    if state.get("registered"):
+        raise UserError(f"{path}: a supernet trained in your own loop (nas.register_run) has no "
+                        "optimizer state to resume; train on in your loop and register again")
     saved = TrainConfig.from_dict(state.get("config", {}), where=f"{path} (config)")
     if config.epochs < saved.epochs:
         raise IncompatibleFileError(
