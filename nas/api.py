@@ -198,7 +198,7 @@ def _space(space: SearchSpace | str | PathLike) -> SearchSpace:
 def model_input(space: SearchSpace, arch: Architecture, x: Any) -> Any:
     """Normalised images of a run's data (B, C, H, W) as ``arch`` takes them: resized to its
     resolution and, for 1-channel data and a 3-channel space, the channel repeated (what training
-    and evaluation do to every batch)."""
-    from nas.data.batches import match_channels, resize_images
+    and evaluation do to every batch: :func:`nas.train.inputs.model_input`)."""
+    from nas.train.inputs import model_input as _model_input
 
-    return match_channels(resize_images(x, arch.resolution), space.in_channels)
+    return _model_input(x, arch.resolution, space.in_channels, channels_last=False)

@@ -56,6 +56,11 @@ _OPTIONS: dict[str, dict] = {
         "action": argparse.BooleanOptionalAction,
         "help": "channels-last input layout, 2-3x faster CPU convolutions (default on)",
     },
+    "amp": {
+        "action": argparse.BooleanOptionalAction,
+        "help": "mixed precision: bf16 autocast of forward passes and losses (CPU, or a CUDA "
+        "device with bf16); weights and optimizer stay float32 (default off)",
+    },
     "seed": {"type": int, "help": "seed of init, dropout, subnet sampling and batches (0)"},
     "device": {"help": "cpu (default), cuda or cuda:N"},
     "threads": {"type": int, "help": "torch CPU threads (default: torch's choice)"},

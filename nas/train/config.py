@@ -60,6 +60,7 @@ class TrainConfig:
     augment: bool = True
     zero_init_residual: bool = True
     channels_last: bool = True
+    amp: bool = False  # bf16 autocast of forward passes and losses (mixed precision)
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None

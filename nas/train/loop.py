@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -378,6 +378,16 @@ def _stop_unless_finite(
     raise TrainingDiverged(message)
 
 
+def autocast(enabled: bool, device: torch.device) -> AbstractContextManager:
+    """bf16 autocast on ``device`` when ``enabled`` (``--amp``); a CUDA device without bf16 is
+    refused in one line. Weights, gradients and the optimizer stay float32."""
+    if not enabled:
+        return nullcontext()
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError(f"--amp: {torch.cuda.get_device_name(device)} does not support bfloat16")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
 def _step(run: _Run, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) -> list[float]:
     """One optimizer step over the schedule's subnets; returns their losses (teacher first)."""
     cfg, space = run.config, run.space
@@ -403,21 +413,22 @@ def _step(run: _Run, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) ->
             inputs[arch.resolution] = model_input(
                 x, arch.resolution, space.in_channels, channels_last=cfg.channels_last
             )
-        logits = run.model(inputs[arch.resolution], arch)
-        if i == 0:
-            loss = supervised_loss(logits, y, label_smoothing=cfg.label_smoothing)
-            if len(archs) > 1 and cfg.distill != "none":
-                teacher = logits.detach()
-        else:
-            loss = student_loss(
-                logits,
-                y,
-                teacher,
-                kind=cfg.distill,
-                temperature=cfg.temperature,
-                weight=cfg.distill_weight,
-                label_smoothing=cfg.label_smoothing,
-            )
+        with autocast(cfg.amp, x.device):
+            logits = run.model(inputs[arch.resolution], arch)
+            if i == 0:
+                loss = supervised_loss(logits, y, label_smoothing=cfg.label_smoothing)
+                if len(archs) > 1 and cfg.distill != "none":
+                    teacher = logits.detach()
+            else:
+                loss = student_loss(
+                    logits,
+                    y,
+                    teacher,
+                    kind=cfg.distill,
+                    temperature=cfg.temperature,
+                    weight=cfg.distill_weight,
+                    label_smoothing=cfg.label_smoothing,
+                )
         _stop_unless_finite(run, loss.detach(), "the loss", epoch, step, arch)
         loss.backward()  # gradients of all subnets accumulate; one optimizer step below
         losses.append(float(loss.detach()))
