@@ -27,6 +27,7 @@ import numpy as np
 from nas.errors import UserError
 from nas.io import atomic_write_json
 from nas.locks import output_lock
+from nas.runs import STAGES  # re-exported: the stages' home is the run-folder reader
 from nas.spaces import load_space
 
 
@@ -57,7 +58,6 @@ def _read_json_object(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-STAGES: tuple[str, ...] = ("train", "profile", "sample", "fit", "search", "export", "report")
 Say = Callable[[str], None]
 
 

@@ -19,6 +19,9 @@ from typing import Any
 
 from nas.errors import UserError
 
+# The stages of a 'nas run' folder in pipeline order (nas.pipeline runs them; stages.json records them)
+STAGES: tuple[str, ...] = ("train", "profile", "sample", "fit", "search", "export", "report")
+
 # Thresholds of the weak-run warnings (each warning names its number and the threshold).
 CHANCE_FACTOR = 1.5  # largest subnet's validation accuracy below 1.5x chance: near chance
 SPREAD_MIN = 0.01  # largest and smallest within 1 point of accuracy: the supernet barely differs
@@ -140,8 +143,6 @@ def read_run(path: str | os.PathLike) -> RunInfo:
     info.space, info.data = plan.get("space"), plan.get("data")
     stages = _json(root / "stages.json").get("stages", {})
     stages = stages if isinstance(stages, dict) else {}
-    from nas.pipeline import STAGES
-
     info.stages_done = [s for s in STAGES if isinstance(stages.get(s), dict)
                         and stages[s].get("status") == "done"]
     if (root / "supernet" / "config.json").is_file():
@@ -173,8 +174,13 @@ def find_runs(root: str | os.PathLike, max_depth: int = 3) -> list[RunInfo]:
     if not root.is_dir():
         raise UserError(f"{root}: no such folder")
     found: list[RunInfo] = []
+    seen: set[Path] = set()
 
     def walk(folder: Path, depth: int) -> None:
+        real = folder.resolve()
+        if real in seen:  # a symbolic link to a folder already listed
+            return
+        seen.add(real)
         kind = is_run(folder)
         if kind is not None:
             found.append(read_run(folder))

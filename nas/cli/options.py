@@ -30,11 +30,13 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (default is None or default is False or default == [] or default is argparse.SUPPRESS
-                or not action.option_strings or "default" in text.lower()):
+        if (default is None or default is False or default in ([], "")
+                or default is argparse.SUPPRESS or not action.option_strings
+                or "default" in text.lower()):
             return text
         shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
-        if f"({shown}" in text:
+        spellings = {shown, f"{default:g}"} if isinstance(default, float) else {shown}
+        if any(f"({s}" in text for s in spellings):
             return text
         return f"{text} (default: {shown})" if text else f"(default: {shown})"
 
