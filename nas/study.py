@@ -11,7 +11,10 @@ The metrics are yours, named as you like; the proposals come from any registered
 (:func:`nas.search.registry.searcher_names`: evolution, random, optuna, ...), which only ever sees
 the values told. ``constraints`` (``"params<=50K"``, ``"latency_ms<=5"``) are checked on the told
 values, and on the architecture's exact costs (flops, macs, params, memory, param_memory) which
-every trial carries in ``trial.costs`` without being told.
+every trial carries in ``trial.costs`` without being told. With ``storage`` (an Optuna storage
+URL such as ``sqlite:///study.db``) every told trial is also written to an Optuna study that
+Optuna's own tools open (named parameters, architecture and costs as user attributes: see
+:mod:`nas.search.optuna_publish`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class _ToldProblem(MetricProblem):
     def canonical(self, genes: np.ndarray) -> np.ndarray:
         return canonical(self.space, genes)
 
+    def decode(self, genes: np.ndarray) -> list[Architecture]:
+        return [decode(self.space, g) for g in np.atleast_2d(genes)]
+
     def metrics(self, genes: np.ndarray) -> dict[str, np.ndarray]:
         raise UserError("a study's metrics are told (study.tell), not computed; "
                         "use nas.run_search for a search that computes them")
@@ -95,6 +101,8 @@ class Study:
         constraints: Sequence[str | Constraint] = (),
         algo: str = "evolution",
         seed: int = 0,
+        storage: Any = None,
+        study_name: str | None = None,
         **options: Any,
     ) -> None:
         from nas.search.registry import make_searcher
@@ -115,6 +123,12 @@ class Study:
         self.searcher = make_searcher(algo, self.problem, seed=seed, **options)
         self.trials: list[Trial] = []
         self._genes: dict[int, np.ndarray] = {}
+        self.publisher = None
+        if storage is not None:
+            from nas.search.optuna_publish import StudyPublisher, open_storage
+
+            name = study_name or f"nas-study-{self.space.name}-seed{seed}"
+            self.publisher = StudyPublisher(open_storage(storage), name, self.problem)
 
     # ----- ask / tell
     def ask(self) -> Trial:
@@ -145,7 +159,12 @@ class Study:
         constraints = np.array([[c.violation(known[c.metric]) for c in self.constraints]])
         evaluation = Evaluation(objectives, constraints.reshape(1, len(self.constraints)),
                                 {k: np.array([v]) for k, v in known.items()})
-        self.searcher.tell(self._genes.pop(number)[None, :], evaluation)
+        genes = self._genes.pop(number)
+        self.searcher.tell(genes[None, :], evaluation)
+        if self.publisher is not None:  # one write per told trial: your loop is the slow part
+            self.publisher.add(genes, objectives[0], evaluation.constraints[0],
+                               {k: float(v[0]) for k, v in evaluation.metrics.items()})
+            self.publisher.flush()
         record = self.trials[number]
         record.values = {k: float(v) for k, v in values.items()}
         record.state = "complete"

@@ -167,3 +167,17 @@ def test_a_supernet_from_your_own_loop_registers_as_a_run(tmp_path, capsys):
     assert "own loop" in capsys.readouterr().err
     with pytest.raises(UserError, match="already holds a run"):
         nas.register_run(supernet, run)
+
+
+def test_study_with_a_storage_opens_in_optuna(tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'mine.db'}"
+    study = nas.create_study("hybrid-tiny", {"acc": "max", "params": "min"}, storage=url,
+                             study_name="mine", constraints=["params<=20K"])
+    study.optimize(lambda arch: {"acc": arch.resolution / 16, "params": 1.0}, 5)
+    trials = optuna.load_study(study_name="mine", storage=url).get_trials()
+    assert [t.user_attrs["arch_id"] for t in trials] == [t.arch_id for t in study.trials]
+    assert trials[0].values == [study.trials[0].values["acc"], 1.0]
+    assert trials[0].params["resolution"] == study.trials[0].arch.resolution
+    assert trials[0].user_attrs["flops"] == study.trials[0].costs["flops"]
