@@ -46,8 +46,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.devices import parse_device
 from nas.errors import UserError
-from nas.latency.environment import check_runtime, parse_device
+from nas.latency.environment import check_runtime
 
 Runtime = Literal["torch", "onnxruntime"]
 CLOCKS: tuple[str, ...] = ("wall", "thread")
@@ -289,16 +290,18 @@ class _Runner:
     def _time_reads(self, n_reads: int, inner: int) -> np.ndarray:
         call = self.call
         if self.cuda is not None:
-            starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_reads)]
-            ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_reads)]
-            torch.cuda.synchronize(self.cuda)
-            for start, end in zip(starts, ends):
-                start.record()
-                for _ in range(inner):
-                    call()
-                end.record()
-            torch.cuda.synchronize(self.cuda)
-            return np.array([s.elapsed_time(e) for s, e in zip(starts, ends)]) * 1e-3
+            # events on the current stream of the item's device (cuda:N need not be current)
+            with torch.cuda.device(self.cuda):
+                starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_reads)]
+                ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_reads)]
+                torch.cuda.synchronize(self.cuda)
+                for start, end in zip(starts, ends):
+                    start.record()
+                    for _ in range(inner):
+                        call()
+                    end.record()
+                torch.cuda.synchronize(self.cuda)
+                return np.array([s.elapsed_time(e) for s, e in zip(starts, ends)]) * 1e-3
         out = np.empty(n_reads)
         clock = self.clock
         for j in range(n_reads):
