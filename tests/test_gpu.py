@@ -82,6 +82,28 @@ def test_cuda_events_time_the_gpu_work_not_the_launch():
     assert 1.7 < two / one < 2.3
 
 
+def test_cuda_graph_replays_time_the_captured_work():
+    cycles = 2_000_000
+    items = [TimingItem(f"sleep{k}", lambda x, k=k: torch.cuda._sleep(k * cycles), torch.zeros(1))
+             for k in (1, 2)]
+    protocol = TimingProtocol(device="cuda", warmup=3, repeats=5, rounds=3, cuda_graph=True,
+                              min_time_per_round=0.0, min_time_per_read=0.0)
+    result = measure_many(items, protocol)
+    assert 1.7 < result["sleep2"].latency_ms / result["sleep1"].latency_ms < 2.3
+
+
+def test_cuda_graphs_are_not_slower_than_eager_on_a_network():
+    space = load_space("hybrid-tiny")
+    from nas.latency.space_profile import measure_networks
+
+    archs = [space.largest(), space.smallest()]
+    base = TimingProtocol(device="cuda", warmup=5, repeats=10, rounds=3)
+    eager = measure_networks(space, archs, base, batch=1)
+    graph = measure_networks(space, archs, TimingProtocol(**{**base.__dict__, "cuda_graph": True}),
+                             batch=1)
+    assert (graph > 0).all() and (graph <= eager * 1.2).all()
+
+
 def test_cuda_timing_on_a_module_returns_positive_milliseconds():
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU())
     result = measure_many([TimingItem("conv", module, torch.randn(64, 3, 32, 32))],

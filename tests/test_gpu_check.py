@@ -143,7 +143,8 @@ def _complete_results() -> list[dict]:
             "val_acc_largest": 0.905, "val_acc_smallest": 0.80}},
         {"name": "latency", "status": "done", "data": {"batches": {
             "1": {"entries": 654, "profile_s": 20, "command": "nas profile b1",
-                  "metrics": metrics, "repeatability": metrics},
+                  "metrics": metrics, "repeatability": metrics, "eager_median_ms": 1.0,
+                  "graph_median_ms": 0.25, "eager_over_graph": 4.0},
             "64": {"entries": 654, "profile_s": 30, "command": "nas profile b64",
                    "metrics": {**metrics, "within10_pct": 85.0}, "repeatability": metrics}}}},
         {"name": "sample", "status": "done", "data": {"command": "nas sample", "rows": 50,
@@ -158,6 +159,7 @@ def test_report_of_a_complete_run_states_every_verdict():
     assert "largest +0.50 points (within" in text and "smallest -6.00 points (**outside**" in text
     assert "**not met** (85%)" in text and "**5.00 subnets/s**" in text
     assert "Skipped: Ray is not importable." in text
+    assert "batch 1: 1.000 ms eager, 0.250 ms as a graph; eager / graph 4.00x" in text
 
 
 @pytest.mark.parametrize("drop", ["metrics", "cpu", "rows", "batches", "everything"])
@@ -236,6 +238,15 @@ def test_timing_arithmetic_with_a_fake_clock():
     samples = runner.timed_round(protocol)
     assert len(samples) == 7  # max(5 repeats, ceil(20 ms / 3 ms))
     np.testing.assert_allclose(samples, 1e-3)
+
+
+def test_cuda_graph_timing_is_a_cuda_torch_setting_recorded_only_when_on():
+    for device, runtime in (("cpu", "torch"), ("cuda", "onnxruntime")):
+        with pytest.raises(UserError, match="cuda_graph"):
+            TimingProtocol(device=device, runtime=runtime, cuda_graph=True)
+    assert "cuda_graph" not in TimingProtocol(device="cuda").describe()  # old tables still resume
+    graphed = TimingProtocol(device="cuda", cuda_graph=True).describe()
+    assert graphed["cuda_graph"] is True and "graph replays" in graphed["timer"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a CUDA checkpoint on a CPU machine")

@@ -16,7 +16,8 @@ Parts, in order, each in its own process with its own time limit (a share of ``-
   validation accuracy of the largest and smallest subnets against the CPU run's.
 - ``latency``: ``nas profile --device cuda`` tables of hybrid-cifar at batch 1 and 64 (CUDA
   events, warm-up, eager launches), each validated on 100 fresh subnets beside the GPU's own
-  repeatability (``nas latency validate``).
+  repeatability (``nas latency validate``); the same subnets are then timed as CUDA graph
+  replays, to show how much of the eager latency is kernel-launch time.
 - ``sample``: ``nas sample --device cuda`` on the trained run: subnets measured per second.
 - ``ray``: Ray Train, one GPU worker, NCCL and then gloo: the two runs must agree within float noise.
 
@@ -253,7 +254,11 @@ def train_metrics(run_dir: Path) -> Data:
 
 
 def run_latency(ctx: Context, state: PartState) -> None:
-    from nas.latency.space_profile import profile_space, protocol_for
+    from dataclasses import replace
+
+    import numpy as np
+
+    from nas.latency.space_profile import measure_networks, profile_space, protocol_for
     from nas.latency.validate import summary_lines, validate_table, write_report
     from nas.spaces import load_space
 
@@ -276,6 +281,14 @@ def run_latency(ctx: Context, state: PartState) -> None:
         results[str(batch)].update(metrics=val.metrics, repeatability=val.repeatability,
                                    drift=val.drift, validate_s=val.seconds,
                                    summary=summary_lines(val))
+        state.save(batches=results)
+        # Would CUDA graphs help? The same subnets, each captured once and timed as graph replays.
+        graphed = measure_networks(space, val.archs, replace(protocol, cuda_graph=True),
+                                   batch=batch, seed=1)
+        ratio = val.measured / graphed
+        results[str(batch)].update(eager_median_ms=float(np.median(val.measured)),
+                                   graph_median_ms=float(np.median(graphed)),
+                                   eager_over_graph=float(np.median(ratio)))
         state.save(batches=results)
 
 
@@ -439,13 +452,20 @@ def render_latency(d: Data) -> list[str]:
             f"{r.get('within10_pct', float('nan')):.0f}% | {r.get('kendall_tau', float('nan')):.3f}"
             f" | {b.get('validate_s', 0):.0f} |")
     lines += ["", *(f"- `{b['command']}`" for b in batches.values())]
+    graphs = [(k, b) for k, b in batches.items() if "eager_over_graph" in b]
+    if graphs:
+        lines += ["", "CUDA graphs on the same validation subnets (each captured once, timed as "
+                      "graph replays): median subnet latency eager vs graph replay:"]
+        lines += [f"- batch {k}: {b['eager_median_ms']:.3f} ms eager, {b['graph_median_ms']:.3f} "
+                  f"ms as a graph; eager / graph {b['eager_over_graph']:.2f}x (median per subnet)"
+                  for k, b in graphs]
     big = batches.get(str(LATENCY_BATCHES[-1]), {}).get("metrics")
     if big:
         hit = big["within10_pct"] >= LATENCY_TARGET_PCT
         lines.append(f"\nTarget at batch {LATENCY_BATCHES[-1]}: >= {LATENCY_TARGET_PCT:.0f}% "
                      f"within +/-10%: **{'met' if hit else 'not met'}** "
-                     f"({big['within10_pct']:.0f}%). Timed with CUDA events around eager launches "
-                     "(no CUDA graphs).")
+                     f"({big['within10_pct']:.0f}%). The tables time eager launches with CUDA "
+                     "events (`nas profile --cuda-graphs` times graph replays instead).")
     return lines
 
 
