@@ -22,10 +22,9 @@
 # The script's own log goes to OUT/gpu_check.log (results/run-gpu/ when OUT is results/benchmarks).
 #
 # Through the device tool (the GPU machine reaches no package registry; it has python3 with a
-# CUDA torch, pytest and hypothesis, but not Ray): first, here, once,
-#     mkdir -p .data && cp -r /usr/share/datasets/fashion-mnist .data/ \
-#       && echo /.data/ >> .git/info/exclude
-# then run with carry [".data"] and timeout_s 600:
+# CUDA torch, pytest and hypothesis, but not Ray): first, here, once (.data/ is gitignored),
+#     mkdir -p .data && cp -r /usr/share/datasets/fashion-mnist .data/
+# then run with carry [".data"] (add ".whl" for wheels, see --wheels) and timeout_s 600:
 #     bash scripts/gpu_check.sh --out $OUT --budget 420
 # and copy $OUT/gpu.md (files_at) to results/benchmarks/gpu.md. Without .data the training part
 # uses digits and says so.

@@ -155,7 +155,7 @@ def _complete_results() -> list[dict]:
 
 def test_report_of_a_complete_run_states_every_verdict():
     text = gpu.render_report({"budget_s": 480, "elapsed_s": 400}, _complete_results())
-    assert "**12.0x** faster" in text  # 60 s / mean(6, 4) s
+    assert "GPU epochs: **12.0x** faster" in text  # 60 s / mean(6, 4) s
     assert "largest +0.50 points (within" in text and "smallest -6.00 points (**outside**" in text
     assert "**not met** (85%)" in text and "**5.00 subnets/s**" in text
     assert "Skipped: Ray is not importable." in text
@@ -294,3 +294,27 @@ def test_precision_is_a_setting_a_resume_must_keep():
     assert TrainConfig.from_dict({"space": "hybrid-tiny"}).precision == "fp32"  # older runs
     with pytest.raises(UserError, match="precision 'fp16'"):
         TrainConfig(space="hybrid-tiny", precision="fp16")
+
+
+@pytest.mark.slow  # 25-90 s on 2 shared cores
+def test_every_part_but_ray_runs_on_the_cpu(tmp_path, monkeypatch):
+    """The parts' plumbing (train -> sample, profile -> validate -> report) on the CPU, with small
+    settings: what a GPU run would do, less the device."""
+    monkeypatch.setattr(gpu, "DEVICE", "cpu")
+    monkeypatch.setattr(gpu, "DIGITS", gpu.TrainSetting("digits", "hybrid-tiny", 1, 128, "-"))
+    monkeypatch.setattr(gpu, "LATENCY_SPACE", "hybrid-tiny")
+    monkeypatch.setattr(gpu, "SAMPLE_N", 3)
+    monkeypatch.setattr(gpu, "VALIDATE_N", 10)
+    monkeypatch.setattr(gpu, "REPEAT_N", 4)
+    ctx = gpu.Context(work=tmp_path, fashion_dirs=[tmp_path / "none"], limit_s=60)
+    results = []
+    for name in ("env", "train", "latency", "sample"):
+        gpu.PARTS[name].run(ctx, gpu.PartState(tmp_path / f"{name}.json"))
+        data = json.loads((tmp_path / f"{name}.json").read_text())
+        results.append({"name": name, "status": "done", "data": gpu.salvage(name, data)})
+    by_name = {r["name"]: r["data"] for r in results}
+    assert by_name["train"]["epochs_done"] == 1 and by_name["train"]["returncode"] == 0
+    assert set(by_name["latency"]["batches"]) == {"1", "64"}
+    assert by_name["sample"]["rows"] == 3 and by_name["sample"]["returncode"] == 0
+    text = gpu.render_report({}, results)
+    assert "subnets/s" in text and "within +/-10%" in text
