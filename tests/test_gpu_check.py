@@ -116,6 +116,26 @@ def test_drive_rewrites_the_report_after_every_part(tmp_path, monkeypatch):
     assert "Accuracy not compared: only 1 of 2 epochs finished" in report
 
 
+def test_a_part_whose_package_is_missing_is_skipped_and_reserves_no_time(tmp_path, monkeypatch):
+    import dataclasses
+
+    monkeypatch.setitem(gpu.PARTS, "ray", dataclasses.replace(gpu.PARTS["ray"],
+                                                              needs=("no_such_module_here",)))
+    limits = []
+
+    def fake_part(cmd, limit_s, log_path):
+        limits.append(limit_s)
+        (Path(cmd[cmd.index("--work") + 1]) / "env.json").write_text("{}")
+        return 0, ""
+
+    monkeypatch.setattr(gpu, "_run_part_process", fake_part)
+    gpu.drive(gpu.parse_args(["--out", str(tmp_path), "--work", str(tmp_path / "w"),
+                              "--parts", "ray,env", "--budget", "100"]))
+    assert len(limits) == 1 and limits[0] == pytest.approx(100, abs=1)  # env got it all
+    parts = json.loads((tmp_path / "gpu.json").read_text())["parts"]
+    assert parts[0]["status"] == "skipped" and "no_such_module_here" in parts[0]["data"]["skipped"]
+
+
 def test_a_part_is_not_started_without_enough_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(gpu, "_run_part_process", lambda *a: pytest.fail("started"))
     args = gpu.parse_args(["--out", str(tmp_path), "--work", str(tmp_path / "w"),

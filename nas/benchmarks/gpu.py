@@ -216,15 +216,19 @@ def run_tests(ctx: Context, state: PartState) -> None:
     cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rfEs", "-p", "no:cacheprovider",
            *files]
     state.save(command=" ".join(["python", *cmd[1:]]), log=str(log))
+    timeout = max(5.0, ctx.limit_s - 5)
     with log.open("w", encoding="utf-8") as f:
-        proc = subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT,
-                              timeout=max(5.0, ctx.limit_s - 5), check=False)
+        try:
+            returncode: int | str = subprocess.run(cmd, cwd=REPO, stdout=f,
+                                                   stderr=subprocess.STDOUT, timeout=timeout,
+                                                   check=False).returncode
+        except subprocess.TimeoutExpired:  # pytest is killed; its output so far is in the log
+            returncode = f"cut off after {timeout:.0f} s"
     text = log.read_text(encoding="utf-8", errors="replace")
     summary = [line.strip("= ") for line in text.splitlines() if re.search(
         r"\d+ (passed|failed|skipped|error|deselected)", line)]
     failed = [line for line in text.splitlines() if line.startswith(("FAILED", "ERROR"))]
-    state.save(returncode=proc.returncode, summary=summary[-1] if summary else "",
-               failed=failed[:20])
+    state.save(returncode=returncode, summary=summary[-1] if summary else "", failed=failed[:20])
 
 
 def run_train(ctx: Context, state: PartState) -> None:
@@ -236,7 +240,7 @@ def run_train(ctx: Context, state: PartState) -> None:
     run_dir = ctx.work / f"train-{setting.data_name}"
     args = ["train", *setting.train_args(data_spec), "--device", DEVICE, "--out", str(run_dir),
             "--no-progress"]
-    if (run_dir / "checkpoint.pt").exists():
+    if (run_dir / "config.json").exists():
         args.append("--resume")  # a second try continues the first one's epochs
     state.save(setting=setting.__dict__, run_dir=str(run_dir), command="nas " + shlex.join(args),
                cpu=cpu_reference(setting))
@@ -304,11 +308,11 @@ def run_latency(ctx: Context, state: PartState) -> None:
 def run_sample(ctx: Context, state: PartState) -> None:
     from nas.cli import main as nas
 
-    runs = sorted(ctx.work.glob("train-*/checkpoint.pt"))
-    if not runs:
-        state.save(skipped="no trained run: the train part finished no epoch")
+    folder = find_fashion_mnist(ctx.fashion_dirs)
+    run_dir = ctx.work / f"train-{(FASHION if folder else DIGITS).data_name}"  # the train part's
+    if not (run_dir / "checkpoint.pt").is_file():
+        state.save(skipped=f"no trained run in {run_dir}: the train part finished no epoch")
         return
-    run_dir = runs[0].parent
     setting = FASHION if run_dir.name == f"train-{FASHION.data_name}" else DIGITS
     state.save(cpu=cpu_reference(setting))
     out = ctx.work / "samples_cuda.csv"
@@ -329,11 +333,6 @@ def sample_rows(path: Path) -> int:
 
 
 def run_ray(ctx: Context, state: PartState) -> None:
-    try:
-        import ray  # noqa: F401
-    except ImportError as exc:
-        state.save(skipped=f"Ray is not importable here ({exc}); carry its wheels to run this part")
-        return
     import torch
 
     from nas.train import TrainConfig
@@ -369,6 +368,12 @@ class Part:
     limit_s: float  # default share of the 480 s budget
     run: Callable[[Context, PartState], None]
     render: Callable[[Data], list[str]]
+    needs: tuple[str, ...] = ()  # modules without which the part is skipped (no time reserved)
+
+    def missing(self) -> list[str]:
+        import importlib.util
+
+        return [m for m in self.needs if importlib.util.find_spec(m) is None]
 
 
 # ----- report (pure functions of the saved data: they accept any partial state) ---------------
@@ -512,11 +517,11 @@ def render_ray(d: Data) -> list[str]:
 
 PARTS: dict[str, Part] = {p.name: p for p in (
     Part("env", "Environment", 20, run_env, render_env),
-    Part("tests", "GPU tests (`pytest -m gpu`)", 70, run_tests, render_tests),
-    Part("train", "Supernet training: GPU vs CPU", 170, run_train, render_train),
-    Part("latency", f"CUDA latency tables ({LATENCY_SPACE})", 110, run_latency, render_latency),
+    Part("tests", "GPU tests (`pytest -m gpu`)", 90, run_tests, render_tests, ("pytest",)),
+    Part("train", "Supernet training: GPU vs CPU", 160, run_train, render_train),
+    Part("latency", f"CUDA latency tables ({LATENCY_SPACE})", 100, run_latency, render_latency),
     Part("sample", "`nas sample --device cuda` throughput", 40, run_sample, render_sample),
-    Part("ray", "Ray Train on one GPU: NCCL vs gloo", 70, run_ray, render_ray),
+    Part("ray", "Ray Train on one GPU: NCCL vs gloo", 70, run_ray, render_ray, ("ray",)),
 )}
 
 
@@ -567,9 +572,11 @@ def plan_limits(names: list[str], budget_s: float) -> dict[str, float]:
 
 
 def next_limit(remaining: list[str], left_s: float) -> float:
-    """The limit of ``remaining[0]``: its share of the time left among the parts still to run,
-    so the time that earlier parts did not use goes to the later ones."""
-    return plan_limits(remaining, max(0.0, left_s))[remaining[0]]
+    """The limit of ``remaining[0]``: its share of the time left among the parts still to run
+    (so the time that earlier parts did not use goes to the later ones), at least
+    :data:`MIN_PART_S`, at most the time left."""
+    share = plan_limits(remaining, max(0.0, left_s))[remaining[0]]
+    return min(max(share, MIN_PART_S), max(0.0, left_s))
 
 
 def _run_part_process(cmd: list[str], limit_s: float, log_path: Path) -> tuple[int | None, str]:
@@ -593,10 +600,12 @@ def drive(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     names = args.parts
-    limits = plan_limits(names, args.budget)
+    absent = {n: PARTS[n].missing() for n in names}
+    runnable = [n for n in names if not absent[n]]
+    limits = plan_limits(runnable, args.budget) if runnable else {}
     meta: Data = {"command": args.command or "python -m nas.benchmarks.gpu " + shlex.join(
         sys.argv[1:]), "budget_s": args.budget, "notes": list(args.note or [])}
-    results: list[Data] = [{"name": n, "status": "not run yet", "limit_s": limits[n]}
+    results: list[Data] = [{"name": n, "status": "not run yet", "limit_s": limits.get(n, 0.0)}
                            for n in names]
 
     def write() -> None:
@@ -613,10 +622,17 @@ def drive(args: argparse.Namespace) -> int:
                 f"wrote {out / 'gpu.md'}")
         return 0
     write()
-    for i, r in enumerate(results):
+    for r in results:
         name = r["name"]
+        if absent[name]:
+            r["status"] = "skipped"
+            r["data"] = {"skipped": f"{', '.join(absent[name])} not installed for {sys.executable}"
+                                    " (carry wheels: scripts/gpu_check.sh --wheels)"}
+            say(t0, f"{name}: skipped, {', '.join(absent[name])} not installed")
+            write()
+            continue
         left = args.budget - (time.monotonic() - t0)
-        limit = next_limit(names[i:], left)
+        limit = next_limit(runnable[runnable.index(name):], left)
         if limit < MIN_PART_S:
             r["status"] = f"not run: {left:.0f} s of the budget left"
             say(t0, f"{name}: skipped, {left:.0f} s left")
@@ -636,6 +652,7 @@ def drive(args: argparse.Namespace) -> int:
         elif rc != 0 or data.get("returncode", 0) != 0:
             r["status"] = "failed" if rc != 0 else f"finished with exit code {data['returncode']}"
             r["error"] = tail
+            print(tail, flush=True)
         else:
             r["status"] = "skipped" if data.get("skipped") else "done"
         say(t0, f"{name}: {r['status']} after {r['seconds']:.0f} s")

@@ -307,7 +307,14 @@ def train_distributed(
     t0 = time.perf_counter()
     with ray_session(
         None if local else address, num_cpus=max(1, round(workers * cpus_per_worker))
-    ), tempfile.TemporaryDirectory(prefix="nas-ray-train-") as storage:
+    ) as session, tempfile.TemporaryDirectory(prefix="nas-ray-train-") as storage:
+        gpus = session.resources.get("GPU", 0.0)
+        if use_gpu and gpus < workers:  # Ray Train would wait for them forever
+            raise UserError(
+                f"--device {config.device} with --workers {workers} needs {workers} GPU(s), but "
+                f"the Ray {'instance' if local else 'cluster'} has {gpus:g}; use --device cpu "
+                "or fewer workers"
+            )
         trainer = TorchTrainer(
             _worker_loop,
             train_loop_config={"config": config, "out_dir": str(out), "resume": resume},
