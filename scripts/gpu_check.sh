@@ -148,6 +148,9 @@ timeout -k 10 $((BUDGET + 120)) "$PY" -m nas.benchmarks.gpu --out "$OUT" --budge
   --work "$WORK" --command "$COMMAND" --note "$NOTE" ${FASHION[@]+"${FASHION[@]}"} \
   ${DRY[@]+"${DRY[@]}"}
 RC=$?
-if [ "$LOG_DIR" = "$OUT" ] && [ -f "$WORK/tests.txt" ]; then cp "$WORK/tests.txt" "$OUT/gpu_tests.txt"; fi
+if [ "$LOG_DIR" = "$OUT" ]; then  # the test log and the latency validation reports beside gpu.md
+  [ -f "$WORK/tests.txt" ] && cp "$WORK/tests.txt" "$OUT/gpu_tests.txt"
+  for f in "$WORK"/latency_cuda_b*.md; do [ -f "$f" ] && cp "$f" "$OUT/"; done
+fi
 step "done (exit code $RC): $OUT/gpu.md"
 exit $RC

@@ -430,8 +430,9 @@ def render_train(d: Data) -> list[str]:
     if gpu_epoch and cpu_epoch:
         ratio = cpu_epoch / gpu_epoch
         verdict = f"**{ratio:.1f}x** faster" if ratio >= 1 else f"**{1 / ratio:.1f}x** slower"
-        lines += ["", f"GPU epochs: {verdict} than the CPU's (mean over the GPU's epochs; the "
-                      "first includes CUDA start-up and cuDNN autotuning)."]
+        lines += ["", f"GPU epochs: {verdict} than the CPU's (mean over the GPU's epochs, which "
+                      f"took {', '.join(f'{t:.1f}' for t in times)} s; the first includes CUDA "
+                      "start-up)."]
     if cpu and done == s["epochs"] and d.get("val_acc_largest") is not None:
         verdicts = []
         for name in ("largest", "smallest"):
