@@ -17,7 +17,8 @@
 #   4. python -m nas.benchmarks.gpu: `pytest -m gpu`, then supernet training, CUDA latency tables,
 #      `nas sample` throughput and Ray Train NCCL vs gloo, each part with its own time limit, all
 #      within --budget seconds (default 480), gpu.md / gpu.json rewritten after every part.
-# The whole script is stopped at budget + 120 s whatever happens; the report stays valid.
+# Step 4 is stopped at budget + 120 s whatever happens; the report stays valid. Paths given to
+# --out, --venv, --wheels and --fashion-mnist are relative to where the script is called from.
 # --dry-run needs no GPU: it checks the environment (any torch) and writes the plan as the report.
 # The script's own log goes to OUT/gpu_check.log (results/run-gpu/ when OUT is results/benchmarks).
 #
@@ -29,6 +30,7 @@
 # and copy $OUT/gpu.md (files_at) to results/benchmarks/gpu.md. Without .data the training part
 # uses digits and says so.
 set -uo pipefail
+CALLER=$PWD
 cd "$(dirname "$0")/.."
 REPO=$PWD
 START=$(date +%s)
@@ -41,17 +43,19 @@ INSTALL=auto
 DRY=()
 FASHION=()
 
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$CALLER/$1" ;; esac; }
 step() { echo "[gpu_check +$(( $(date +%s) - START ))s] $*"; }
 die() { echo "gpu_check: $*" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out) OUT=${2:?--out needs a folder}; shift 2 ;;
+    --out) OUT=$(absolute "${2:?--out needs a folder}"); shift 2 ;;
     --budget) BUDGET=${2:?--budget needs seconds}; shift 2 ;;
     --python) PY=${2:?--python needs an interpreter}; shift 2 ;;
-    --venv) VENV=${2:?--venv needs a folder}; shift 2 ;;
-    --wheels) WHEELS=${2:?--wheels needs a folder}; shift 2 ;;
-    --fashion-mnist) FASHION+=("--fashion-mnist=${2:?--fashion-mnist needs a folder}"); shift 2 ;;
+    --venv) VENV=$(absolute "${2:?--venv needs a folder}"); shift 2 ;;
+    --wheels) WHEELS=$(absolute "${2:?--wheels needs a folder}"); shift 2 ;;
+    --fashion-mnist) FASHION+=("--fashion-mnist=$(absolute "${2:?--fashion-mnist needs a folder}")")
+                     shift 2 ;;
     --install) INSTALL=${2:?--install needs auto or never}; shift 2 ;;
     --dry-run) DRY=(--dry-run); shift ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
