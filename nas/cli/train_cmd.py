@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nas.arch import Architecture
 from nas.errors import UserError
-from nas.train.config import DISTILL, OPTIMIZERS, SCHEDULES, TrainConfig
+from nas.train.config import DISTILL, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 
 # CLI option -> TrainConfig field (every option defaults to None: "not given", so that --resume
 # can start from the run's saved settings and only override what is given).
@@ -56,13 +56,12 @@ _OPTIONS: dict[str, dict] = {
         "action": argparse.BooleanOptionalAction,
         "help": "channels-last input layout, 2-3x faster CPU convolutions (default on)",
     },
-    "amp": {
-        "action": argparse.BooleanOptionalAction,
-        "help": "mixed precision: bf16 autocast of forward passes and losses (CPU, or a CUDA "
-        "device with bf16); weights and optimizer stay float32 (default off)",
-    },
     "seed": {"type": int, "help": "seed of init, dropout, subnet sampling and batches (0)"},
     "device": {"help": "cpu (default), cuda or cuda:N"},
+    "precision": {
+        "choices": PRECISIONS,
+        "help": "fp32 (default), or bf16: forward passes and losses under bfloat16 autocast",
+    },
     "threads": {"type": int, "help": "torch CPU threads (default: torch's choice)"},
     "eval_every": {"type": int, "help": "validate largest/smallest every N epochs (1)"},
     "recal_batches": {"type": int, "help": "BN recalibration batches before validation (8)"},
@@ -113,6 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     for name, kw in _OPTIONS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kw)
+    p.add_argument("--amp", dest="precision", action="store_const", const="bf16", default=None,
+                   help="mixed precision: the same as --precision bf16")
     p.set_defaults(func=run)
 
 

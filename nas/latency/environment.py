@@ -4,37 +4,13 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from nas.errors import UserError
 
-if TYPE_CHECKING:  # pragma: no cover - torch is imported where it is used (light CLI help)
-    import torch
+# torch (and nas.devices) are imported where they are used: nas.latency.protocol reads
+# check_runtime, and 'nas profile --help' must not import torch
 
 RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
-
-
-def parse_device(device: str) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` -> a torch device; CUDA must be available."""
-    import torch
-
-    text = device.strip().lower()
-    if text == "cpu":
-        return torch.device("cpu")
-    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
-        if not torch.cuda.is_available():
-            raise UserError(
-                f"device {device!r} requested but CUDA is not available here "
-                "(torch.cuda.is_available() is False); use --device cpu"
-            )
-        dev = torch.device(text)
-        index = dev.index if dev.index is not None else 0
-        if index >= torch.cuda.device_count():
-            raise UserError(
-                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
-            )
-        return torch.device("cuda", index)
-    raise UserError(f"device {device!r} not understood; expected 'cpu', 'cuda' or 'cuda:N'")
 
 
 def check_runtime(runtime: str) -> str:
@@ -56,6 +32,8 @@ def cpu_model_name() -> str:
 def processor_name(device: str) -> str:
     """The processor that runs ``device``: the GPU name for CUDA, the CPU model otherwise."""
     import torch
+
+    from nas.devices import parse_device
 
     dev = parse_device(device)
     if dev.type == "cuda":

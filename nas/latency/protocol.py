@@ -29,9 +29,15 @@ class TimingProtocol:
     min_time_per_read: float = 2e-4
     onnx_opset: int = 17
     clock: str = "wall"
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         check_runtime(self.runtime)
+        if self.cuda_graph and (self.runtime != "torch" or not self.device.startswith("cuda")):
+            raise UserError(
+                "timing protocol: cuda_graph (CUDA graph replay) needs runtime 'torch' on a CUDA "
+                f"device, got {self.runtime!r} on {self.device!r}"
+            )
         if self.clock not in CLOCKS:
             raise UserError(f"timing protocol: clock {self.clock!r} not understood; expected {CLOCKS}")
         if self.clock == "thread" and (int(self.threads) != 1 or self.device != "cpu"):
@@ -66,10 +72,14 @@ def protocol_description(protocol: TimingProtocol | None = None, **settings: Any
     """JSON-ready description of a protocol (given, or built from keyword settings)."""
     protocol = protocol if protocol is not None else TimingProtocol(**settings)
     out: dict[str, Any] = asdict(protocol)
+    if not protocol.cuda_graph:  # eager tables keep the metadata they had before this setting
+        del out["cuda_graph"]
     out.update(
         {
             "estimate": "lowest per-round median of per-call times",
-            "timer": "cuda events"
+            "timer": "cuda events around CUDA graph replays"
+            if protocol.cuda_graph
+            else "cuda events"
             if protocol.device.startswith("cuda") and protocol.runtime == "torch"
             else "time.thread_time_ns (CPU time of the calling thread)"
             if protocol.clock == "thread"
