@@ -10,6 +10,7 @@ The Python front door (every name is imported on first use, so ``import nas`` st
     nas.compute_costs(space, arch)                        # exact FLOPs, MACs, params, memory
     nas.train_supernet("hybrid-tiny", "runs/a", epochs=2) # once-for-all training -> run folder
     nas.register_run(my_supernet, "runs/c", data="digits")  # or your own loop's, as a run
+    nas.train_supernet("hybrid-cifar", "runs/d", data=(train_ds, val_ds))  # torch Datasets
     model = nas.load_model("runs/a", arch)                # extracted, BN recalibrated, eval mode
     nas.profile_latency(space, "runs/a/latency.csv")      # latency table of this machine
     nas.sample_subnets("runs/a", "runs/a/samples.csv", n=40)
@@ -51,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "nas.train.config:TrainConfig",
     "train_supernet": "nas.api:train_supernet",
     "register_run": "nas.train.register:register_run",
+    "data_from_torch": "nas.data.torch_data:data_from_torch",
     # latency
     "LatencyTable": "nas.latency.table:LatencyTable",
     "load_table": "nas.api:load_table",

@@ -42,12 +42,21 @@ def supernet_dir(run: PathLike) -> Path:
     )
 
 
-def load_supernet(run: PathLike, *, device: str = "cpu", load_data: bool = True) -> TrainedRun:
+def load_supernet(run: PathLike, *, device: str = "cpu", load_data: bool = True,
+                  data: Any = None, data_workers: int | None = None) -> TrainedRun:
     """The trained supernet of ``run`` (a ``nas train`` or ``nas run`` folder) with its space,
-    data splits and settings (:class:`nas.train.rundir.TrainedRun`)."""
+    data splits and settings (:class:`nas.train.rundir.TrainedRun`). ``data``: the data of a run
+    trained on data given from Python (as for :func:`train_supernet`), checked by fingerprint;
+    ``data_workers``: processes reading an image folder (default: the run's setting)."""
     from nas.train.rundir import load_supernet as _load
 
-    return _load(supernet_dir(run), device, load_data=load_data)
+    splits = None
+    if data is not None:
+        from nas.data.torch_data import as_splits
+
+        splits = as_splits(data)
+    return _load(supernet_dir(run), device, load_data=load_data, splits=splits,
+                 data_workers=data_workers)
 
 
 def load_model(
@@ -57,17 +66,19 @@ def load_model(
     device: str = "cpu",
     recal_batches: int | None = None,
     seed: int = 0,
+    data: Any = None,
 ) -> nn.Module:
     """A standalone subnet of a trained run, like ``timm.create_model``: the architecture ``arch``
     (an :class:`~nas.arch.Architecture`, an ID from the run's search, samples or exports, a short
     string, JSON text or a JSON file) extracted from the supernet with its inherited weights,
     BatchNorm recalibrated on the run's training split, in eval mode on ``device``. It takes
-    images normalised as the run's data were (``nas.load_supernet(run).splits.mean/std``)."""
+    images normalised as the run's data were (``nas.load_supernet(run).splits.mean/std``).
+    ``data``: the data of a run trained on data given from Python (see :func:`train_supernet`)."""
     from nas.export.resolve import resolve_architecture
     from nas.train.bn import DEFAULT_RECAL_BATCHES
     from nas.train.evaluate import recalibrated_subnet
 
-    trained = load_supernet(run, device=device)
+    trained = load_supernet(run, device=device, data=data)
     root = Path(run)
     lookup = root if (root / "search").is_dir() or root != supernet_dir(run) else supernet_dir(run)
     resolved = resolve_architecture(arch, trained.space, run_dir=lookup)
@@ -85,22 +96,35 @@ def train_supernet(
     space: str | PathLike,
     out: PathLike,
     *,
-    data: str = "digits",
+    data: Any = "digits",
     resume: bool = False,
     progress: bool | None = None,
     **settings: Any,
 ) -> TrainResult:
     """Train a once-for-all supernet of ``space`` (a shipped name or a YAML path) on ``data``
     into the run folder ``out``, as ``nas train`` does; ``settings`` are the other fields of
-    :class:`nas.train.config.TrainConfig` (``epochs``, ``batch_size``, ``lr``, ``seed``, ...).
-    ``progress`` (default: only when stderr is a terminal) shows a bar per epoch."""
+    :class:`nas.train.config.TrainConfig` (``epochs``, ``batch_size``, ``lr``, ``seed``,
+    ``data_workers``, ...). ``progress`` (default: only when stderr is a terminal) shows a bar
+    per epoch.
+
+    ``data``: a spec string (``"digits"``, ``"folder:PATH"``, ...), or your own torch data:
+    ``(train, val[, test])`` Datasets or DataLoaders (items ``(image (C, H, W), label)``,
+    already transformed), or :func:`nas.data_from_torch`'s result. Those are read batch by batch
+    in the run's seeded order; the run records ``python:NAME`` as its data, so later calls that
+    need the data take it again (``nas.load_model(run, arch, data=...)``)."""
     from nas.progress import progress_enabled
     from nas.train.config import TrainConfig
     from nas.train.loop import train
 
+    splits = None
+    if not isinstance(data, str):
+        from nas.data.torch_data import as_splits
+
+        splits = as_splits(data)
+        data = splits.source
     config = TrainConfig(space=str(space), data=data, **settings)
     show = progress_enabled(progress)
-    return train(config, out, resume=resume, progress=show, echo=show)
+    return train(config, out, resume=resume, progress=show, echo=show, splits=splits)
 
 
 def load_table(path: PathLike) -> LatencyTable:

@@ -92,6 +92,7 @@ class RunPlan:
     finetune_lr: float | None = None  # None: nas.train.finetune.FinetuneConfig's default
     train_threads: int | None = None  # None: ``threads`` (the latency threads) for training too
     workers: int = 1
+    data_workers: int | None = None  # image-folder reader processes (None: nas.data's default)
     ray_address: str | None = None
     # the search's objectives (val_acc maximised among them: exports are picked by it) and
     # constraints beyond the derived latency and memory bounds ('flops<=60M', 'params:le:50K')
@@ -273,6 +274,7 @@ class Pipeline:
                 if saved.get(k) != v
             }
             diff.pop("workers", None)
+            diff.pop("data_workers", None)
             diff.pop("ray_address", None)
             if diff:
                 lines = ", ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in diff.items())
@@ -315,6 +317,7 @@ class Pipeline:
             seed=p.seed,
             **({} if p.train_batch_size is None else {"batch_size": p.train_batch_size}),
             threads=p.train_threads or p.threads,
+            data_workers=p.data_workers,
         )
         # a run killed after config.json but before the first checkpoint continues too (train
         # starts it afresh then); nas run's own plan check has already matched the settings
@@ -365,6 +368,7 @@ class Pipeline:
                 workers=p.workers,
                 ray_address=p.ray_address,
                 progress=self.progress,
+                data_workers=p.data_workers,
             )
         return {"rows": result.total_rows, "measured": result.measured}
 

@@ -9,6 +9,8 @@ One flag name per concept across commands:
 - ``--device``: where torch trains and evaluates (train, sample, search);
   ``--latency-device``: where latency is measured, ``cpu``, ``cuda[:N]`` or ``onnxruntime``
   (profile, export, run; ``--device`` is its old spelling there);
+- ``--data-workers``: processes that decode an image folder's batches (train, sample, run);
+  ``--workers`` is parallel training or evaluation, never data reading;
 - ``--samples``: a samples CSV path (fit, predictors, search); ``nas run --n-samples`` is how
   many subnets to measure (``--samples`` is its old spelling there).
 """
@@ -39,6 +41,29 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         if any(f"({s}" in text for s in spellings):
             return text
         return f"{text} (default: {shown})" if text else f"(default: {shown})"
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+DATA_WORKERS_HELP = (
+    "processes decoding image-folder batches (default: CPUs - 1, at most 4; 0: in this "
+    "process); the batches are the same for any number. Other data sources are in memory"
+)
+
+
+def add_data_workers(parser: argparse.ArgumentParser) -> None:
+    """``--data-workers N`` (dest ``data_workers``, default None: the library's default)."""
+    parser.add_argument("--data-workers", dest="data_workers", type=non_negative_int,
+                        default=None, metavar="N", help=DATA_WORKERS_HELP)
 
 
 def use_defaults_formatter(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from nas.cli.options import deprecated_alias
+from nas.cli.options import add_data_workers, deprecated_alias
 from nas.errors import UserError
 from nas.pipeline import PRESETS, STAGES, RunPlan, read_run_config
 
@@ -93,6 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="local processes for measuring subnets (default: the preset's, 1 for 'default')",
     )
+    add_data_workers(p)
     p.add_argument(
         "--ray-address", help="run the fan-out stages on a Ray cluster (auto or host:port)"
     )
@@ -120,6 +121,7 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
             "params_bound": args.params_bound,
             "finetune_epochs": args.finetune,
             "workers": args.workers,
+            "data_workers": args.data_workers,
             "seed": args.seed,
             "ray_address": args.ray_address,
             "objectives": tuple(args.objective) if args.objective else None,

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from nas.cli.options import deprecated_alias
+from nas.cli.options import add_data_workers, deprecated_alias
 from nas.errors import UserError
 from nas.sample.draw import DEFAULT_BINS, STRATEGIES
 
@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true",
                    help="start even when the memory estimate exceeds the memory available here")
+    add_data_workers(p)
     deprecated_alias(p, "sample", "--lut", "--table", dest="lut")
     p.set_defaults(func=run)
 
@@ -102,6 +103,7 @@ def _run_locked(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         device=args.device,
         progress=not args.no_progress,
+        data_workers=args.data_workers,
     )
     print(
         f"{result.path}: measured {result.measured}, skipped {result.skipped} already measured "

@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from nas.arch import Architecture
+from nas.cli.options import DATA_WORKERS_HELP, non_negative_int
 from nas.errors import UserError
 from nas.train.config import DISTILL, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 
@@ -63,6 +64,7 @@ _OPTIONS: dict[str, dict] = {
         "help": "fp32 (default), or bf16: forward passes and losses under bfloat16 autocast",
     },
     "threads": {"type": int, "help": "torch CPU threads (default: torch's choice)"},
+    "data_workers": {"type": non_negative_int, "metavar": "N", "help": DATA_WORKERS_HELP},
     "eval_every": {"type": int, "help": "validate largest/smallest every N epochs (1)"},
     "recal_batches": {"type": int, "help": "BN recalibration batches before validation (8)"},
 }

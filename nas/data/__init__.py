@@ -8,7 +8,8 @@ Specs (nothing is ever downloaded)::
     idx:PATH            any MNIST-layout folder of IDX files (MNIST, KMNIST, EMNIST)
     cifar10:PATH        CIFAR-10 python batches (data_batch_1..5, test_batch, batches.meta)
     cifar100:PATH       CIFAR-100 python batches (train, test, meta), fine labels
-    folder:PATH         image folder: PATH/<class>/<image>, or PATH/{train,val,test}/<class>/
+    folder:PATH         image folder: PATH/<class>/<image>, or PATH/{train,val,test}/<class>/,
+                        decoded batch by batch by DataLoader workers (never whole in memory)
     npz:PATH            arrays x_train, y_train[, x_val, y_val, x_test, y_test][, class_names]
 
 Held-out policy: ``splits.test`` is never used for selection or search; training uses ``train``,
@@ -43,19 +44,30 @@ from nas.data.batches import (
     resize_images,
 )
 from nas.data.checks import RawData
-from nas.data.splits import DatasetSplits, Split, build_splits, check_fractions, describe
+from nas.data.splits import (
+    AnySplit,
+    DatasetSplits,
+    Split,
+    build_splits,
+    check_fractions,
+    describe,
+)
+from nas.data.stream import StreamSplit, default_data_workers
 from nas.errors import DataError
 
 __all__ = [
     "SOURCES",
     "SPEC_HELP",
     "SPEC_KINDS",
+    "AnySplit",
     "BatchLoader",
     "DataError",
     "DataSource",
     "DatasetSplits",
     "Split",
+    "StreamSplit",
     "check_channels",
+    "default_data_workers",
     "describe",
     "iterate_batches",
     "load_dataset",
@@ -71,13 +83,15 @@ __all__ = [
 class DataSource:
     """One data-set kind of the spec grammar: how to load it and what its path means.
 
-    ``loader(path, seed=, val_fraction=, test_fraction=, image_size=)`` returns :class:`RawData`.
+    ``loader(path, seed=, val_fraction=, test_fraction=, image_size=, workers=)`` returns
+    :class:`RawData` (arrays, normalised into memory by :func:`load_dataset`) or, for a source
+    read on access, :class:`DatasetSplits` of :class:`~nas.data.stream.StreamSplit`.
     ``path``: ``"none"`` (no path), ``"required"`` or ``"optional"`` (a default folder).
     ``val_fraction`` / ``test_fraction``: the defaults when the caller passes ``None``.
     """
 
     kind: str
-    loader: Callable[..., RawData]
+    loader: Callable[..., RawData | DatasetSplits]
     path: str
     usage: str
     val_fraction: float = 0.15
@@ -109,10 +123,10 @@ def _npz(path: str, **kw: Any) -> RawData:
     )
 
 
-def _folder(path: str, **kw: Any) -> RawData:
-    from nas.data.folder import load_folder_raw
+def _folder(path: str, **kw: Any) -> DatasetSplits:
+    from nas.data.folder import load_folder
 
-    return load_folder_raw(path, **kw)
+    return load_folder(path, **kw)
 
 
 def _idx(path: str, **kw: Any) -> RawData:
@@ -180,6 +194,7 @@ def load_dataset(
     val_fraction: float | None = None,
     test_fraction: float | None = None,
     image_size: int | None = None,
+    workers: int | None = None,
 ) -> DatasetSplits:
     """Load ``spec`` (see the module docstring) into normalised train/val/test splits.
 
@@ -189,6 +204,9 @@ def load_dataset(
     apply to the parts carved from train. ``image_size`` resizes every image to a square of that
     side at load time (native size by default). Bad paths, layouts or contents raise
     :class:`nas.errors.DataError` (a ``UserError``) with one message naming the file or array.
+    Image folders are read on access by ``workers`` DataLoader processes (default
+    :func:`~nas.data.stream.default_data_workers`; 0 reads in this process); the other sources
+    are small and held in memory.
     """
     kind, path = parse_spec(spec)
     source = SOURCES[kind]
@@ -205,7 +223,10 @@ def load_dataset(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         image_size=image_size,
+        workers=workers,
     )
+    if isinstance(raw, DatasetSplits):  # read on access; the source sized the images itself
+        return raw
     parts = {"train": raw.train, "val": raw.val, "test": raw.test}
     if image_size is not None:
         parts = {k: (_resize_raw(x, image_size), y) for k, (x, y) in parts.items()}

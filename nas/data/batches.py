@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nas.data.splits import Split
+from nas.data.splits import AnySplit
 from nas.errors import DataError
 
 
@@ -80,7 +80,7 @@ def _check_args(batch_size: int, resolution: int | None) -> None:
 
 
 def iterate_batches(
-    split: Split,
+    split: AnySplit,
     *,
     batch_size: int,
     resolution: int | None,
@@ -98,7 +98,7 @@ def iterate_batches(
     checked here, before the first batch; batches are moved to ``device`` before resizing.
     """
     _check_args(batch_size, resolution)
-    check_channels(split.x.shape[1], in_channels)
+    check_channels(split.shape[1], in_channels)
     if (shuffle or augment) and rng is None:
         raise ValueError("shuffle=True or augment=True needs rng (a seeded numpy Generator)")
     return _batches(
@@ -107,7 +107,7 @@ def iterate_batches(
 
 
 def _batches(
-    split: Split,
+    split: AnySplit,
     batch_size: int,
     resolution: int | None,
     in_channels: int | None,
@@ -118,11 +118,12 @@ def _batches(
     device: torch.device | str | None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     n = len(split)
-    order = torch.from_numpy(rng.permutation(n)) if shuffle else torch.arange(n)
-    for i in range(num_batches(n, batch_size, drop_last)):
-        idx = order[i * batch_size : (i + 1) * batch_size]
-        x = split.x.index_select(0, idx)
-        y = split.y.index_select(0, idx)
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    index_batches = [
+        order[i * batch_size : (i + 1) * batch_size]
+        for i in range(num_batches(n, batch_size, drop_last))
+    ]
+    for x, y in split.fetch(index_batches):  # in memory, or read by DataLoader workers
         if device is not None:
             if torch.device(device).type == "cuda":  # page-locked: the copy is asynchronous
                 x, y = x.pin_memory(), y.pin_memory()
@@ -143,7 +144,7 @@ class BatchLoader:
 
     def __init__(
         self,
-        split: Split,
+        split: AnySplit,
         *,
         batch_size: int,
         resolution: int | None,
@@ -155,7 +156,7 @@ class BatchLoader:
         device: torch.device | str | None = None,
     ) -> None:
         _check_args(batch_size, resolution)
-        check_channels(split.x.shape[1], in_channels)
+        check_channels(split.shape[1], in_channels)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise DataError(f"seed must be a non-negative integer, got {seed!r}")
         self.split = split

@@ -1,5 +1,8 @@
 """Image-folder data sets read with Pillow: ``root/<class>/<image>`` or ``root/{train,val,test}/``.
 
+Images are decoded when a batch needs them (by DataLoader workers, :mod:`nas.data.stream`); only
+file names and labels are held, so a folder of any size trains in bounded memory.
+
 Class labels are the sorted sub-folder names (of ``train/`` in the split layout). Images are
 converted to RGB, or to L when every image is grayscale, and brought to one size: ``image_size``
 (square) when given, else the images' common size, else the largest size all of them reach
@@ -9,14 +12,23 @@ centre, so the aspect ratio is kept.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
+from torch.utils.data import Dataset
 
-from nas.data.checks import RawData, existing_path
-from nas.data.splits import require_nonempty, stratified_split
+from nas.data.checks import existing_path
+from nas.data.splits import DatasetSplits, require_nonempty, stratified_split
+from nas.data.stream import (
+    StreamSplit,
+    Unreadable,
+    check_workers,
+    default_data_workers,
+    pixel_stats,
+)
 from nas.errors import DataError
 
 IMAGE_SUFFIXES = (
@@ -111,29 +123,63 @@ def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
 
-def _read_images(files: list[Path], image_size: int | None) -> np.ndarray:
+def _mode_and_size(files: list[Path], image_size: int | None) -> tuple[str, tuple[int, int]]:
+    """Pillow mode (L when every image is grayscale, else RGB) and the (H, W) all are brought to,
+    from the files' headers (an unreadable header stops here, naming the file)."""
     probes = [_probe(f) for f in files]
     mode = "L" if all(m in GRAY_MODES for _, m in probes) else "RGB"
     sizes = {s for s, _ in probes}
     if image_size is not None:
-        size = (image_size, image_size)
-    elif len(sizes) == 1:
-        size = next(iter(sizes))
-    else:
-        size = (min(s[0] for s in sizes), min(s[1] for s in sizes))
-    out = np.empty((len(files), 1 if mode == "L" else 3, *size), dtype=np.uint8)
-    progress = tqdm(
-        files, desc="reading images", unit="img", disable=True if len(files) < 2000 else None
-    )
-    for i, f in enumerate(progress):
-        out[i] = _decode(f, mode, size)
-    return out
+        return mode, (image_size, image_size)
+    if len(sizes) == 1:
+        return mode, next(iter(sizes))
+    return mode, (min(s[0] for s in sizes), min(s[1] for s in sizes))
 
 
-def load_folder_raw(
-    path: str, *, seed: int, val_fraction: float, test_fraction: float, image_size: int | None
-) -> RawData:
-    """An image-folder tree; splits are seeded and stratified unless val/ and test/ trees exist."""
+class FolderImages(Dataset):
+    """Image files decoded on access: ``[i]`` -> (uint8 (C, H, W) tensor, label), or
+    :class:`~nas.data.stream.Unreadable` naming the file when it cannot be decoded."""
+
+    def __init__(self, files: list[Path], labels: np.ndarray, mode: str,
+                 size: tuple[int, int]) -> None:
+        self.files = [str(f) for f in files]
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.mode, self.size = mode, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | Unreadable:
+        try:
+            image = _decode(Path(self.files[i]), self.mode, self.size)
+        except DataError as exc:
+            return Unreadable(str(exc))
+        return torch.from_numpy(np.ascontiguousarray(image)), int(self.labels[i])
+
+
+def _split_of(files: list[Path], labels: np.ndarray, mode: str, size: tuple[int, int],
+              workers: int) -> StreamSplit:
+    channels = 1 if mode == "L" else 3
+    return StreamSplit(FolderImages(files, labels, mode, size),
+                       torch.from_numpy(np.asarray(labels, dtype=np.int64).copy()),
+                       (channels, *size), mean=(0.0,) * channels, std=(1.0,) * channels,
+                       workers=workers)
+
+
+def load_folder(
+    path: str,
+    *,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    image_size: int | None,
+    workers: int | None = None,
+) -> DatasetSplits:
+    """An image-folder tree as splits read on access (:class:`~nas.data.stream.StreamSplit`,
+    ``workers`` DataLoader processes, default :func:`~nas.data.stream.default_data_workers`):
+    only file names and labels stay in memory. Splits are seeded and stratified unless val/ and
+    test/ trees exist; normalised with the train split's statistics (:func:`pixel_stats`)."""
+    workers = default_data_workers() if workers is None else check_workers(workers)
     root = existing_path(path, "folder", EXPECTED)
     if not root.is_dir():
         raise DataError(f"folder: {root} is a file; expected {EXPECTED}")
@@ -153,24 +199,28 @@ def load_folder_raw(
         trees, vf, tf = {}, val_fraction, test_fraction
 
     all_files = files + [f for split in ("val", "test") if split in trees for f in trees[split][0]]
-    x_all = _read_images(all_files, image_size)
-    x, y = x_all[: len(files)], np.asarray(labels, dtype=np.int64)
+    mode, size = _mode_and_size(all_files, image_size)
+    y = np.asarray(labels, dtype=np.int64)
     tr, va, te = stratified_split(y, val_fraction=vf, test_fraction=tf, rng=rng)
     require_nonempty("validation", len(va), vf, f"folder: {root}")
     require_nonempty("test", len(te), tf, f"folder: {root}")
-    split_data = {"train": (x[tr], y[tr]), "val": (x[va], y[va]), "test": (x[te], y[te])}
-    start = len(files)
-    for split in ("val", "test"):
-        if split in trees:
-            f, lab = trees[split]
-            split_data[split] = (x_all[start : start + len(f)], np.asarray(lab, dtype=np.int64))
-            start += len(f)
-    return RawData(
+    parts = {k: ([files[i] for i in idx], y[idx]) for k, idx in
+             (("train", tr), ("val", va), ("test", te))}
+    for split, (f, lab) in trees.items():
+        parts[split] = (f, np.asarray(lab, dtype=np.int64))
+    raw = {k: _split_of(f, lab, mode, size, workers) for k, (f, lab) in parts.items()}
+    mean, std = pixel_stats(raw["train"], seed=seed)
+    splits = {k: replace(s, mean=mean, std=std) for k, s in raw.items()}
+    return DatasetSplits(
         name=f"folder:{root.resolve().name}",
-        source=f"folder:{root.resolve()}",
-        train=split_data["train"],
-        val=split_data["val"],
-        test=split_data["test"],
+        num_classes=len(names),
+        in_channels=raw["train"].image_shape[0],
+        image_size=size,
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
         class_names=names,
-        pixel_scale=255.0,
+        mean=tuple(v / 255.0 for v in mean),
+        std=tuple(v / 255.0 for v in std),
+        source=f"folder:{root.resolve()}",
     )

@@ -8,11 +8,13 @@ architecture, never for choosing one.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from nas.data.stream import StreamSplit
 from nas.errors import DataError
 
 
@@ -37,6 +39,22 @@ class Split:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(N, C, H, W) of ``x``."""
+        return tuple(self.x.shape)  # type: ignore[return-value]
+
+    def fetch(self, index_batches: Iterable[Sequence[int]]) -> Iterator[
+            tuple[torch.Tensor, torch.Tensor]]:
+        """``(x, y)`` of each index batch, in order (the interface of
+        :class:`nas.data.stream.StreamSplit`, which reads them from storage)."""
+        for idx in index_batches:
+            i = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+            yield self.x.index_select(0, i), self.y.index_select(0, i)
+
+
+AnySplit = Split | StreamSplit  # in memory, or read from storage batch by batch
+
 
 @dataclass(frozen=True, eq=False)
 class DatasetSplits:
@@ -51,9 +69,9 @@ class DatasetSplits:
     num_classes: int
     in_channels: int
     image_size: tuple[int, int]
-    train: Split
-    val: Split
-    test: Split
+    train: AnySplit
+    val: AnySplit
+    test: AnySplit
     class_names: tuple[str, ...]
     mean: tuple[float, ...] = field(default=())
     std: tuple[float, ...] = field(default=())
@@ -64,7 +82,7 @@ class DatasetSplits:
         h = hashlib.sha256()
         h.update(repr((self.name, self.num_classes, self.image_size, self.mean, self.std)).encode())
         for split in (self.train, self.val, self.test):
-            h.update(repr(tuple(split.x.shape)).encode())
+            h.update(repr(tuple(split.shape)).encode())
             h.update(split.y.numpy().tobytes())
         return h.hexdigest()[:16]
 

@@ -390,7 +390,7 @@ def _example_input(splits: DatasetSplits, arch: Architecture, space: SearchSpace
                    batch: int) -> torch.Tensor:
     """The first ``batch`` validation images (train if val is empty), as the model takes them."""
     source = splits.val if len(splits.val) else splits.train
-    x = source.x[:batch]
+    (x, _), = source.fetch([range(min(batch, len(source)))])
     if x.shape[0] < batch:
         x = x.repeat((batch + x.shape[0] - 1) // x.shape[0], 1, 1, 1)[:batch]
     return model_input(x, arch.resolution, space.in_channels, channels_last=False).contiguous()

@@ -246,12 +246,15 @@ def sample_subnets(
     ray_address: str | None = None,
     device: str = "cpu",
     progress: bool = True,
+    data_workers: int | None = None,
 ) -> SampleResult:
     """Draw ``n`` distinct subnets of the run's space and append their measurements to ``out``.
 
     ``workers``: local processes (``map_local``), or with ``ray_address`` (``"local"`` for a new
     local Ray instance of ``workers`` CPUs, ``"auto"``, ``"host:port"``) Ray tasks, the supernet's
     weights and the data put once in the object store. See the module docstring for determinism.
+    ``data_workers``: processes reading an image folder (default: the run's setting, or 0 with
+    ``workers`` > 1, whose processes already run side by side).
     """
     from nas.train.rundir import RunPaths, load_supernet
 
@@ -263,7 +266,9 @@ def sample_subnets(
     if out.suffix.lower() == ".gz":
         raise UserError(f"--out {out}: samples are appended to a plain .csv (gzip a copy later)")
     start = time.perf_counter()
-    run = load_supernet(run_dir, device=device, load_data=True)
+    if data_workers is None and workers > 1:
+        data_workers = 0
+    run = load_supernet(run_dir, device=device, load_data=True, data_workers=data_workers)
     space, splits = run.space, run.splits
     assert splits is not None
     latency = LatencySource.load(lut, space) if lut is not None else None

@@ -21,7 +21,7 @@ DEFAULT_WEIGHT_DECAY = {"adamw": 0.05, "sgd": 4e-5}
 
 # Settings that may change when a run is resumed: they decide where and how fast it runs, not what
 # it computes (a resumed run must end with the weights an uninterrupted run would have).
-EXECUTION_FIELDS: frozenset[str] = frozenset({"device", "threads"})
+EXECUTION_FIELDS: frozenset[str] = frozenset({"device", "threads", "data_workers"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ class TrainConfig:
     device: str = "cpu"
     precision: str = "fp32"
     threads: int | None = None
+    data_workers: int | None = None  # image-folder reader processes; None: nas.data's default
     eval_every: int = 1
     recal_batches: int = 8
     eval_batch_size: int = 256
@@ -92,6 +93,8 @@ class TrainConfig:
         _non_negative_int("data_seed", self.data_seed)
         if self.threads is not None:
             _positive_int("threads", self.threads)
+        if self.data_workers is not None:
+            _non_negative_int("data_workers", self.data_workers)
         for name in ("lr", "temperature"):
             _positive(name, getattr(self, name))
         for name in ("weight_decay", "warmup_epochs", "grad_clip"):

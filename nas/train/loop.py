@@ -184,6 +184,7 @@ def train(
     progress: bool = True,
     echo: bool | None = None,
     distributed: StepHooks | None = None,
+    splits: DatasetSplits | None = None,
 ) -> TrainResult:
     """Train a supernet as ``config`` says, writing the run folder ``out_dir`` (see
     :mod:`nas.train.rundir`). With ``resume``, continue from ``out_dir/checkpoint.pt`` (checked:
@@ -191,13 +192,15 @@ def train(
     ``progress`` shows a bar per epoch; ``echo`` (default: same as ``progress``) also prints the
     log lines to stderr. ``distributed``: this process is one worker of a data-parallel run
     (see :mod:`nas.train.distributed`; None, the default, is the single-process run).
+    ``splits``: data given from Python (:func:`nas.data.torch_data.data_from_torch`) instead of
+    loading ``config.data``, which then names it (``python:NAME``).
 
     Raises :class:`TrainingDiverged` on a non-finite loss (the last checkpoint is kept) and
     :class:`nas.errors.IncompatibleFileError` on a bad checkpoint (nothing is written then).
     """
     paths = RunPaths(Path(out_dir))
     space = _resolve_space(config, paths, resume)
-    splits = load_splits(config)
+    splits = load_splits(config) if splits is None else splits
     _check_data(space, splits, config.data)
     fixed = _fixed_arch(config, space)
     device = parse_device(config.device)

@@ -30,6 +30,7 @@ import torch
 import yaml
 
 from nas.data import DatasetSplits, load_dataset
+from nas.data.torch_data import PYTHON_SPEC
 from nas.devices import parse_device
 from nas.errors import IncompatibleFileError, UserError
 from nas.io import atomic_write_json, atomic_write_text
@@ -255,14 +256,27 @@ class TrainedRun(NamedTuple):
     epoch: int  # completed epochs (== config.epochs for a finished run)
 
 
-def load_splits(config: TrainConfig, expected_fingerprint: str | None = None) -> DatasetSplits:
-    """Reload the run's data (same spec, seed and fractions); the fingerprint must match."""
+def load_splits(
+    config: TrainConfig,
+    expected_fingerprint: str | None = None,
+    *,
+    data_workers: int | None = None,
+) -> DatasetSplits:
+    """Reload the run's data (same spec, seed and fractions); the fingerprint must match. Image
+    folders are read by ``data_workers`` processes (default: ``config.data_workers``)."""
+    if config.data.split(":")[0] == PYTHON_SPEC:
+        raise UserError(
+            f"this run was trained on data given from Python ({config.data!r}), which a run "
+            "folder cannot reload; pass the same data again, e.g. nas.load_model(run, arch, "
+            "data=(train, val))"
+        )
     splits = load_dataset(
         config.data,
         seed=config.data_seed,
         val_fraction=config.val_fraction,
         test_fraction=config.test_fraction,
         image_size=config.image_size,
+        workers=config.data_workers if data_workers is None else data_workers,
     )
     if expected_fingerprint is not None and splits.fingerprint() != expected_fingerprint:
         raise IncompatibleFileError(
@@ -274,12 +288,18 @@ def load_splits(config: TrainConfig, expected_fingerprint: str | None = None) ->
 
 
 def load_supernet(
-    run_dir: str | os.PathLike, device: str | torch.device = "cpu", *, load_data: bool = True
+    run_dir: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    load_data: bool = True,
+    data_workers: int | None = None,
+    splits: DatasetSplits | None = None,
 ) -> TrainedRun:
     """Re-create a trained supernet (eval mode) from its run folder, with its space and data splits.
 
     Checks that ``space.yaml``, ``config.json`` and ``checkpoint.pt`` agree (space hash) and that
-    the data reloads to the same splits (fingerprint). Warns when the run is unfinished. Its
+    the data reloads to the same splits (fingerprint); ``splits`` gives the data instead (a run
+    trained on data from Python), checked by fingerprint too. Warns when the run is unfinished. Its
     BatchNorm statistics are the training mixture: evaluate or export subnets through
     :func:`nas.train.evaluate.evaluate_subnet` / :func:`nas.train.bn.recalibrate_bn`.
     """
@@ -304,7 +324,13 @@ def load_supernet(
             "resume it with 'nas train --out ... --resume'",
             stacklevel=2,
         )
-    splits = None
-    if load_data:
-        splits = load_splits(config, record.get("data", {}).get("fingerprint"))
+    expected = record.get("data", {}).get("fingerprint")
+    if splits is not None:  # data given from Python: it must be the run's
+        if splits.fingerprint() != expected:
+            raise IncompatibleFileError(
+                f"{paths.root}: the data given has fingerprint {splits.fingerprint()}, but the "
+                f"run was trained on {expected}; pass the data it was trained on"
+            )
+    elif load_data:
+        splits = load_splits(config, expected, data_workers=data_workers)
     return TrainedRun(supernet, space, splits, config, epoch)
