@@ -133,3 +133,25 @@ def test_a_streamed_split_evaluates_exactly_as_the_same_data_in_memory():
     kw = dict(split="val", recal_batches=2, recal_batch_size=16, batch_size=8)
     assert evaluate_subnet(supernet, arch, streamed, **kw) == evaluate_subnet(
         supernet, arch, in_memory, **kw)
+
+
+def test_data_workers_option_reaches_each_command(capsys):
+    import argparse
+
+    from nas.cli import run_cmd, sample_cmd, train_cmd
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    for module in (run_cmd, sample_cmd, train_cmd):
+        module.register(sub)
+    run_args = parser.parse_args(["run", "--quick", "--data-workers", "3"])
+    assert run_cmd.plan_from_args(run_args).data_workers == 3
+    sample_args = parser.parse_args(["sample", "--run", "r", "--n", "2", "--out", "s.csv",
+                                     "--data-workers", "0"])
+    assert sample_args.data_workers == 0
+    train_args = parser.parse_args(["train", "--space", "hybrid-tiny", "--out", "o",
+                                    "--data-workers", "2"])
+    assert train_cmd.build_config(train_args).data_workers == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--out", "o", "--data-workers", "-1"])
+    assert "expected an integer >= 0" in capsys.readouterr().err
