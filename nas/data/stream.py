@@ -104,7 +104,7 @@ class StreamSplit:
             yield (x.to(torch.float32) - mean) / std, y
 
 
-def pixel_stats(split: StreamSplit, *, seed: int, batch_size: int = 256) -> tuple[
+def pixel_stats(split: StreamSplit, *, seed: int, batch_size: int = 64) -> tuple[
         tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std (pixel units) of ``split``'s images: all of them up to
     :data:`STATS_IMAGES`, else a seeded sample of that many (same seed, same statistics)."""
@@ -117,10 +117,11 @@ def pixel_stats(split: StreamSplit, *, seed: int, batch_size: int = 256) -> tupl
     c = split.image_shape[0]
     total, total_sq, count = np.zeros(c), np.zeros(c), 0
     for x, _ in split.raw_batches(np.array_split(idx, max(1, -(-len(idx) // batch_size)))):
-        part = x.to(torch.float64)
-        total += part.sum(dim=(0, 2, 3)).numpy()
-        total_sq += part.square().sum(dim=(0, 2, 3)).numpy()
+        part = x.to(torch.int64) if not x.is_floating_point() else x.to(torch.float64)
+        total += part.sum(dim=(0, 2, 3)).double().numpy()  # exact for integer pixels
+        total_sq += part.square_().sum(dim=(0, 2, 3)).double().numpy()
         count += part.shape[0] * part.shape[2] * part.shape[3]
+        del x, part
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))
     std[std < 1e-8] = 1.0  # a constant channel carries no information; leave it centred
