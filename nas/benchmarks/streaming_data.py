@@ -169,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         "remains is the data's own cost: constant for the folder, images x C x H x W x 4 bytes "
         "in memory.",
         "",
+        "\"Child processes\" is the largest peak of any child of the trainer (DataLoader "
+        "workers, and subprocesses the run starts); a forked child counts the pages it shares with "
+        "the trainer, so it is not memory on top of the trainer's.",
+        "",
         "The folder is read by a `DataLoader` over the file list (decode, resize, crop per image in "
         "the workers; uint8 batches to the trainer, normalised there); only file names and labels "
         "stay in memory. The train statistics (mean/std) are one streamed pass at load time, on "
