@@ -241,3 +241,35 @@ def test_read_measurements_accepts_the_suggest_template_filled(world, tmp_path: 
 def test_kinds_cover_the_space() -> None:
     space = load_space(SPACE)
     assert {unit_kind(k) for k in space_keys(space)} <= set(UNIT_KINDS)
+
+
+def test_family_benchmark_runs_end_to_end_on_synthetic_devices(tmp_path: Path) -> None:
+    """The benchmark's evaluation path (devices read from a work folder, every method, the
+    report with its targets) on three synthetic hybrid-tiny devices."""
+    from nas.benchmarks import latency_fewshot
+    from nas.benchmarks.fewshot_devices import _write_networks, benchmark_archs
+    from nas.latency.calibration import Calibration
+
+    space = load_space(SPACE)
+    archs = benchmark_archs(space, 70)
+    rng = np.random.default_rng(11)
+    for name, scales in (("torch-t1-b1", {}), ("ort-t1-b1", {"attn": 2.0}),
+                         ("torch-t1-b32", {"conv": 3.0, "mixer": 0.5})):
+        table = _table(space, np.random.default_rng(5), name, scales)
+        table.set_calibration(Calibration(("lut_sum",), (1.0,), 0.2, 20))
+        folder = tmp_path / "work" / SPACE / name
+        folder.mkdir(parents=True)
+        table.save(folder / "table.csv")
+        ms = predict_latency(table, space, archs) * rng.lognormal(0, 0.02, len(archs))
+        _write_networks(folder / "networks.csv", {a.to_str(): float(m) for a, m in zip(archs, ms)})
+    out = tmp_path / "report" / "fewshot"
+    rc = latency_fewshot.main(["--space", SPACE, "--work", str(tmp_path / "work"),
+                               "--n-networks", "70", "--seeds", "1", "--no-measure",
+                               "--no-nb201", "--out", str(out)])
+    assert rc == 0
+    text = out.with_suffix(".md").read_text()
+    assert "devices (3)" in text and "### Targets" in text
+    rows = __import__("pandas").read_csv(out.with_suffix(".csv"))
+    assert set(rows["method"]) == set(latency_fewshot.METHODS)
+    auto = rows[(rows["method"] == latency_fewshot.FEWSHOT) & (rows["n"] == 20)]
+    assert auto["spearman"].min() > 0.9  # the devices are per-kind rescalings of each other

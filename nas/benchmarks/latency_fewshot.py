@@ -14,7 +14,8 @@ scored on the last 100 (never shots): Spearman, Kendall and the share within +/-
 - (d) the device's own full unit table with its calibration (the ceiling: it needed the device
   profiled unit by unit),
 
-and two restricted few-shot variants (a mix of whole priors; per-kind transfer only).
+two restricted few-shot variants (a mix of whole priors; per-kind transfer only), and the
+few-shot model on the shots ``nas latency suggest`` picks from the same 50 (one deterministic set).
 
 Part 2, NAS-Bench-201 (``../shared/benchmarks/nb201.csv.gz``, 24 measured device settings):
 leave-one-device-out, the other 23 devices as priors (each prior decomposed into per-op costs by an
@@ -50,8 +51,10 @@ from nas.latency.fewshot import (
     Candidate,
     arch_unit_counts,
     candidates,
+    farthest_points,
     fit_transfer,
     kind_costs,
+    suggestion_features,
     transfer_features,
     unit_kind_index,
 )
@@ -69,13 +72,14 @@ HELP_SPEARMAN_10 = 0.932
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "results" / "benchmarks" / "latency_fewshot"
 
 FEWSHOT = "few-shot (auto)"
+SUGGESTED = "few-shot (auto), shots picked by suggest"
 MIX = "few-shot: mix of whole priors"
 PER_KIND = "few-shot: per-kind transfer only"
 MACS = "(a) MACs alone"
 ADDITIVE = "(b) additive model on the shots alone"
 BEST_PRIOR = "(c) best single prior, rescaled"
 FULL = "(d) full unit table of the device"
-METHODS = (FEWSHOT, MIX, PER_KIND, BEST_PRIOR, ADDITIVE, MACS, FULL)
+METHODS = (FEWSHOT, SUGGESTED, MIX, PER_KIND, BEST_PRIOR, ADDITIVE, MACS, FULL)
 
 
 # ----- restricted candidate sets ----------------------------------------------------------------
@@ -173,7 +177,13 @@ def run_family(
         names = [devices[i].name for i in others]
         record(dev.name, FULL, 0, -1, predict_latency(dev.table, space, [archs[i] for i in test]),
                y[test])
+        spread = farthest_points(suggestion_features(features[:POOL]), POOL)
         for n in shots:
+            if n < POOL:  # the shots 'nas latency suggest' would pick from the measured pool
+                shot = np.array(spread[:n])
+                fit = fit_transfer(features[shot], y[shot])
+                record(dev.name, SUGGESTED, n, 0, fit.predict(features[test]), y[test],
+                       fit.candidate.label(names))
             for seed in range(seeds if n < POOL else 1):
                 shot = np.random.default_rng([seed, n]).choice(POOL, size=n, replace=False)
                 errors = None
@@ -421,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="evaluate the devices already measured in --work")
     parser.add_argument("--no-nb201", action="store_true")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the report (e.g. the load while measuring); repeatable")
     args = parser.parse_args(argv)
     command = "python -m nas.benchmarks.latency_fewshot " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
@@ -436,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     devices = load_devices(space, args.work, args.n_networks)
     missing = [n for n in DEVICES if n not in {d.name for d in devices}]
     notes = [f"Load average (1/5/15 min) when evaluating: {load[0]:.1f} / {load[1]:.1f} / "
-             f"{load[2]:.1f} on {os.cpu_count()} cores."]
+             f"{load[2]:.1f} on {os.cpu_count()} cores.", *args.note]
     family_csv = args.out.with_suffix(".csv")
     nb_csv = args.out.with_name(args.out.name + "_nb201.csv")
     family = nb = None
