@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy.stats import spearmanr
 
 from nas.cli import main
@@ -182,6 +184,8 @@ BAD_FILES = {
     "nan time": None,
     "missing column": [["arch", "time"], ["r16 | w8: ir_k3_e1 | w16: at_h1_m2", "1.0"]],
     "empty file": [],
+    "unfilled template": [["arch", "arch_id", "prior_mean_ms", "latency_ms"],
+                          ["r16 | w8: ir_k3_e1 | w16: at_h1_m2", "x", "1.0", ""]],
 }
 
 
@@ -273,3 +277,27 @@ def test_family_benchmark_runs_end_to_end_on_synthetic_devices(tmp_path: Path) -
     assert set(rows["method"]) == set(latency_fewshot.METHODS)
     auto = rows[(rows["method"] == latency_fewshot.FEWSHOT) & (rows["n"] == 20)]
     assert auto["spearman"].min() > 0.9  # the devices are per-kind rescalings of each other
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), n=st.integers(3, 25))
+def test_written_table_predicts_what_the_fitted_model_predicts(world, seed: int, n: int) -> None:
+    """Invariant: the table's sum of unit entries plus its intercept is the transfer model."""
+    from nas.latency.fewshot import (
+        arch_unit_counts,
+        prior_unit_costs,
+        transfer_features,
+        unit_kind_index,
+    )
+
+    space, _, paths, archs, truth = world
+    priors = load_priors(paths, space)
+    pick = np.random.default_rng(seed).choice(len(archs), size=n, replace=False)
+    noisy = truth[pick] * np.random.default_rng(seed + 1).lognormal(0, 0.1, n)
+    result = fit_fewshot_table(space, Measurements([archs[i] for i in pick], noisy), priors)
+    features = transfer_features(prior_unit_costs(priors, space), unit_kind_index(space),
+                                 arch_unit_counts(space, archs))
+    if result.n_clipped == 0:
+        np.testing.assert_allclose(predict_latency(result.table, space, archs),
+                                   result.fit.predict(features), rtol=1e-9)
+    assert all(e.median_ms > 0 for e in result.table.entries.values())

@@ -53,7 +53,7 @@ from nas.latency.fewshot import (
     candidates,
     farthest_points,
     fit_transfer,
-    kind_costs,
+    prior_unit_costs,
     suggestion_features,
     transfer_features,
     unit_kind_index,
@@ -154,7 +154,7 @@ def run_family(
     test = np.arange(POOL, n_networks)
     counts = arch_unit_counts(space, archs)
     kinds = unit_kind_index(space)
-    all_costs = kind_costs([d.table for d in devices], space)  # (D, U)
+    all_costs = prior_unit_costs([d.table for d in devices], space)  # (D, U)
     all_features = transfer_features(all_costs, kinds, counts)  # (N, D, K)
     macs_per_unit = np.array([unit_macs(u) for u in space_units(space).values()], dtype=float)
     macs = counts @ macs_per_unit

@@ -124,6 +124,9 @@ def read_measurements(path: str | os.PathLike, space: SearchSpace) -> Measuremen
                 f"{where}: architecture {row[arch_col].strip()!r} is not in space "
                 f"{space.name!r} ({exc})"
             ) from None
+        if not row[ms_col].strip():
+            raise UserError(f"{where}: no latency for {row[arch_col].strip()!r}; fill in the "
+                            "latency_ms column (ms per call) or remove the row")
         try:
             ms = float(row[ms_col])
         except ValueError:
@@ -169,7 +172,7 @@ def load_priors(paths: Sequence[str | os.PathLike], space: SearchSpace) -> list[
 # ----- features -----------------------------------------------------------------------------------
 
 
-def kind_costs(priors: Sequence[LatencyTable], space: SearchSpace) -> np.ndarray:
+def prior_unit_costs(priors: Sequence[LatencyTable], space: SearchSpace) -> np.ndarray:
     """``(P, U)`` calibrated cost (ms) of every unit of the space (in :func:`space_keys` order)
     under each prior."""
     units = space_units(space)
@@ -352,7 +355,7 @@ def fit_fewshot_table(
     """
     for table in priors:
         check_table(table, space)
-    costs = kind_costs(priors, space)
+    costs = prior_unit_costs(priors, space)
     kinds = unit_kind_index(space)
     features = transfer_features(costs, kinds, arch_unit_counts(space, measurements.archs))
     fit = fit_transfer(features, measurements.latency_ms)
@@ -521,7 +524,7 @@ def suggest_networks(
     size = space.size()
     pool = int(min(max(pool, n), size - len(exclude))) if math.isfinite(size) else max(pool, n)
     archs = distinct_archs(space, pool, rng, exclude=exclude)
-    costs = kind_costs(priors, space)
+    costs = prior_unit_costs(priors, space)
     features = transfer_features(costs, unit_kind_index(space), arch_unit_counts(space, archs))
     order = farthest_points(suggestion_features(features), n)
     predicted = features.sum(axis=2).mean(axis=1)
