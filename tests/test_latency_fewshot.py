@@ -117,6 +117,11 @@ def test_cli_fewshot_writes_a_table_every_command_loads(world, tmp_path: Path, c
     assert ms == pytest.approx(float(predict_latency(table, space, [archs[50]])[0]), rel=1e-3)
     assert main(["latency", "show", str(out), "--space", SPACE]) == 0
     capsys.readouterr()
+    report = tmp_path / "validate" / "v.md"
+    rc = main(["latency", "validate", "--space", SPACE, "--table", str(out), "--n", "3",
+               "--repeat-subset", "0", "--out", str(report), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err  # times 3 fresh networks here (never the shots)
+    assert report.is_file()
     rc = main(["search", "--space", SPACE, "--lut", str(out), "--objective", "min:latency_ms",
                "--objective", "min:params", "--budget", "30", "--algo", "random",
                "--out", str(tmp_path / "search"), "--no-progress"])
