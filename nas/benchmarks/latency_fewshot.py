@@ -17,8 +17,8 @@ scored on the last 100 (never shots): Spearman, Kendall and the share within +/-
 two restricted few-shot variants (a mix of whole priors; per-kind transfer only), and the
 few-shot model on the shots ``nas latency suggest`` picks from the same 50 (one deterministic set).
 
-Part 2, NAS-Bench-201 (``../shared/benchmarks/nb201.csv.gz``, 24 measured device settings):
-leave-one-device-out, the other 23 devices as priors (each prior decomposed into per-op costs by an
+Part 2, NAS-Bench-201 (``../shared/benchmarks/nb201.csv.gz``, 27 latency columns: 5 GPUs x batch
+1/32/256, 4 server CPUs, 6 phones and boards, eyeriss, fpga): leave-one-device-out, all other columns as priors (each prior decomposed into per-op costs by an
 additive fit on all its cells, plus the rest), n = 5, 10, 20 shots, tested on every other cell;
 beside HELP's published 0.932 Spearman at 10 samples (mean over its 6 test devices, meta-trained
 on the 18 others, which is the "HELP protocol" row here).
@@ -360,7 +360,7 @@ def nb201_lines(frame: pd.DataFrame) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for split, devs in (("HELP protocol (18 training devices)", "HELP's 6 test devices"),
                         ("leave-one-device-out", "HELP's 6 test devices"),
-                        ("leave-one-device-out", "all 24")):
+                        ("leave-one-device-out", f"all {frame['device'].nunique()}")):
         sub = frame[frame["split"] == split]
         if devs.startswith("HELP"):
             sub = sub[sub["device"].isin(HELP_TEST_DEVICES)]
@@ -372,6 +372,41 @@ def nb201_lines(frame: pd.DataFrame) -> list[str]:
     lines.append(f"| published | HELP's 6 test devices | HELP (meta-learned) | 10 | "
                  f"{HELP_SPEARMAN_10} | - | - |")
     return lines
+
+
+def findings(family: pd.DataFrame | None, nb: pd.DataFrame | None) -> list[str]:
+    """Comparisons the tables support, computed from them."""
+    out = ["## Findings", ""]
+    if family is not None:
+        mean = family.groupby(["method", "n"])["spearman"].mean()
+
+        def at(method: str, n: int) -> float:
+            return float(mean.get((method, n), float("nan")))
+
+        out.append(
+            f"- This machine's family, mean Spearman at n = 10: few-shot {at(FEWSHOT, 10):.3f}, "
+            f"additive on the shots alone {at(ADDITIVE, 10):.3f}, best prior rescaled "
+            f"{at(BEST_PRIOR, 10):.3f}, MACs {at(MACS, 10):.3f}; full table "
+            f"{at(FULL, 0):.3f}. At n = 50: few-shot {at(FEWSHOT, 50):.3f}, additive "
+            f"{at(ADDITIVE, 50):.3f}."
+        )
+        out.append(
+            f"- Suggested shots vs random shots (few-shot, mean Spearman): n = 5 "
+            f"{at(SUGGESTED, 5):.3f} vs {at(FEWSHOT, 5):.3f}, n = 10 {at(SUGGESTED, 10):.3f} vs "
+            f"{at(FEWSHOT, 10):.3f}, n = 20 {at(SUGGESTED, 20):.3f} vs {at(FEWSHOT, 20):.3f}."
+        )
+    if nb is not None:
+        from nas.benchmarks.latency_nb201 import HELP_TEST_DEVICES
+
+        sub = nb[(nb["split"] == "HELP protocol (18 training devices)")
+                 & nb["device"].isin(HELP_TEST_DEVICES)]
+        rho = sub.groupby(["method", "n"])["spearman"].mean()
+        out.append(
+            f"- NAS-Bench-201, HELP's 6 test devices with its 18 training devices as priors, "
+            f"n = 10: few-shot {rho.get((FEWSHOT, 10), float('nan')):.3f} mean Spearman vs HELP's "
+            f"published {HELP_SPEARMAN_10}; FLOPs {rho.get(('FLOPs alone', 10), float('nan')):.3f}."
+        )
+    return out
 
 
 def write_report(
@@ -413,8 +448,10 @@ def write_report(
         ]
     else:
         lines += ["", "Fewer than 2 devices measured: nothing to evaluate."]
+    lines += ["", *findings(family, nb)]
     if nb is not None:
-        lines += ["", "## Part 2: NAS-Bench-201, 24 device settings", "", *nb201_lines(nb)]
+        lines += ["", f"## Part 2: NAS-Bench-201, {nb['device'].nunique()} device settings "
+                  "(latency columns)", "", *nb201_lines(nb)]
     text = "\n".join(lines) + "\n"
     return atomic_write_text(out.with_suffix(".md"), text)
 
