@@ -54,6 +54,7 @@ from nas.latency.fewshot import (
     farthest_points,
     fit_transfer,
     prior_unit_costs,
+    refine_units,
     suggestion_features,
     transfer_features,
     unit_kind_index,
@@ -71,15 +72,16 @@ SEEDS = 5
 HELP_SPEARMAN_10 = 0.932
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "results" / "benchmarks" / "latency_fewshot"
 
-FEWSHOT = "few-shot (auto)"
-SUGGESTED = "few-shot (auto), shots picked by suggest"
+DEFAULT = "few-shot (default: transfer + per-unit refinement)"
+FEWSHOT = "few-shot stage 1 only: transfer (auto)"
+SUGGESTED = "few-shot default, shots picked by suggest"
 MIX = "few-shot: mix of whole priors"
 PER_KIND = "few-shot: per-kind transfer only"
 MACS = "(a) MACs alone"
 ADDITIVE = "(b) additive model on the shots alone"
 BEST_PRIOR = "(c) best single prior, rescaled"
 FULL = "(d) full unit table of the device"
-METHODS = (FEWSHOT, SUGGESTED, MIX, PER_KIND, BEST_PRIOR, ADDITIVE, MACS, FULL)
+METHODS = (DEFAULT, SUGGESTED, FEWSHOT, MIX, PER_KIND, BEST_PRIOR, ADDITIVE, MACS, FULL)
 
 
 # ----- restricted candidate sets ----------------------------------------------------------------
@@ -174,6 +176,7 @@ def run_family(
         y = dev.latency_ms
         others = [i for i in range(len(devices)) if i != d]
         features = all_features[:, others, :]
+        costs = all_costs[others]
         names = [devices[i].name for i in others]
         record(dev.name, FULL, 0, -1, predict_latency(dev.table, space, [archs[i] for i in test]),
                y[test])
@@ -182,7 +185,9 @@ def run_family(
             if n < POOL:  # the shots 'nas latency suggest' would pick from the measured pool
                 shot = np.array(spread[:n])
                 fit = fit_transfer(features[shot], y[shot])
-                record(dev.name, SUGGESTED, n, 0, fit.predict(features[test]), y[test],
+                refined = refine_units(counts[shot], y[shot], fit.unit_costs(costs, kinds), kinds)
+                record(dev.name, SUGGESTED, n, 0,
+                       counts[test] @ refined.unit_ms + refined.intercept_ms, y[test],
                        fit.candidate.label(names))
             for seed in range(seeds if n < POOL else 1):
                 shot = np.random.default_rng([seed, n]).choice(POOL, size=n, replace=False)
@@ -193,6 +198,12 @@ def run_family(
                     errors = errors or fit.cv_rms_relative
                     record(dev.name, method, n, seed, fit.predict(features[test]), y[test],
                            fit.candidate.label(names))
+                    if method == FEWSHOT:  # stage 2 on top of the chosen transfer
+                        refined = refine_units(counts[shot], y[shot],
+                                               fit.unit_costs(costs, kinds), kinds)
+                        record(dev.name, DEFAULT, n, seed,
+                               counts[test] @ refined.unit_ms + refined.intercept_ms, y[test],
+                               fit.candidate.label(names))
                 a, b = line_fit(macs[shot], y[shot])
                 record(dev.name, MACS, n, seed, a * macs[test] + b, y[test])
                 model = AdditiveLatencyModel(prior=additive_prior, groups=kinds[used])
@@ -306,7 +317,7 @@ def family_tables(frame: pd.DataFrame, devices: Sequence[Device]) -> list[str]:
             )
     lines += ["", "### Per held-out device, n = 10 and n = 20 (seed mean)", ""]
     header = "| device | full table ρ | full ±10% | " + " | ".join(
-        f"{m.split(' ')[0] if m.startswith('(') else m} ρ@10" for m in (FEWSHOT, BEST_PRIOR, MACS)
+        f"{m.split(' ')[0] if m.startswith('(') else m} ρ@10" for m in (DEFAULT, BEST_PRIOR, MACS)
     ) + " | few-shot ±10% @20 | device repeats itself: ρ, ±10% | few-shot choice @10 (seed 0) |"
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
     for device in devices:
@@ -318,12 +329,12 @@ def family_tables(frame: pd.DataFrame, devices: Sequence[Device]) -> list[str]:
             s = per[(per["device"] == dev) & (per["method"] == method) & (per["n"] == n)]
             return float(s[(metric, "mean")].iloc[0]) if len(s) else float("nan")
 
-        chosen = frame[(frame["device"] == dev) & (frame["method"] == FEWSHOT) & (frame["n"] == 10)
+        chosen = frame[(frame["device"] == dev) & (frame["method"] == DEFAULT) & (frame["n"] == 10)
                        & (frame["seed"] == 0)]["chosen"]
         lines.append(
             f"| {dev} | {val(FULL, 0, 'spearman'):.3f} | {val(FULL, 0, 'within10'):.0f}% | "
-            f"{val(FEWSHOT, 10, 'spearman'):.3f} | {val(BEST_PRIOR, 10, 'spearman'):.3f} | "
-            f"{val(MACS, 10, 'spearman'):.3f} | {val(FEWSHOT, 20, 'within10'):.0f}% | {repeat} | "
+            f"{val(DEFAULT, 10, 'spearman'):.3f} | {val(BEST_PRIOR, 10, 'spearman'):.3f} | "
+            f"{val(MACS, 10, 'spearman'):.3f} | {val(DEFAULT, 20, 'within10'):.0f}% | {repeat} | "
             f"{chosen.iloc[0] if len(chosen) else '-'} |"
         )
     return lines
@@ -336,9 +347,9 @@ def target_lines(frame: pd.DataFrame, devices: Sequence[str]) -> list[str]:
         s = per[(per["device"] == dev) & (per["method"] == method) & (per["n"] == n)]
         return float(s[(metric, "mean")].iloc[0])
 
-    rho10 = {d: val(d, FEWSHOT, 10, "spearman") for d in devices}
+    rho10 = {d: val(d, DEFAULT, 10, "spearman") for d in devices}
     gap10 = {d: val(d, FULL, 0, "spearman") - rho10[d] for d in devices}
-    w20 = {d: val(d, FEWSHOT, 20, "within10") for d in devices}
+    w20 = {d: val(d, DEFAULT, 20, "within10") for d in devices}
     worst = min(rho10, key=rho10.get)
     widest = max(gap10, key=gap10.get)
     lowest = min(w20, key=w20.get)
@@ -384,16 +395,18 @@ def findings(family: pd.DataFrame | None, nb: pd.DataFrame | None) -> list[str]:
             return float(mean.get((method, n), float("nan")))
 
         out.append(
-            f"- This machine's family, mean Spearman at n = 10: few-shot {at(FEWSHOT, 10):.3f}, "
+            f"- This machine's family, mean Spearman at n = 10: few-shot {at(DEFAULT, 10):.3f} "
+            f"(stage 1 alone {at(FEWSHOT, 10):.3f}), "
             f"additive on the shots alone {at(ADDITIVE, 10):.3f}, best prior rescaled "
             f"{at(BEST_PRIOR, 10):.3f}, MACs {at(MACS, 10):.3f}; full table "
-            f"{at(FULL, 0):.3f}. At n = 50: few-shot {at(FEWSHOT, 50):.3f}, additive "
+            f"{at(FULL, 0):.3f}. At n = 50: few-shot {at(DEFAULT, 50):.3f} (stage 1 "
+            f"{at(FEWSHOT, 50):.3f}), additive "
             f"{at(ADDITIVE, 50):.3f}."
         )
         out.append(
             f"- Suggested shots vs random shots (few-shot, mean Spearman): n = 5 "
-            f"{at(SUGGESTED, 5):.3f} vs {at(FEWSHOT, 5):.3f}, n = 10 {at(SUGGESTED, 10):.3f} vs "
-            f"{at(FEWSHOT, 10):.3f}, n = 20 {at(SUGGESTED, 20):.3f} vs {at(FEWSHOT, 20):.3f}."
+            f"{at(SUGGESTED, 5):.3f} vs {at(DEFAULT, 5):.3f}, n = 10 {at(SUGGESTED, 10):.3f} vs "
+            f"{at(DEFAULT, 10):.3f}, n = 20 {at(SUGGESTED, 20):.3f} vs {at(DEFAULT, 20):.3f}."
         )
     if nb is not None:
         from nas.benchmarks.latency_nb201 import HELP_TEST_DEVICES
@@ -403,7 +416,8 @@ def findings(family: pd.DataFrame | None, nb: pd.DataFrame | None) -> list[str]:
         rho = sub.groupby(["method", "n"])["spearman"].mean()
         out.append(
             f"- NAS-Bench-201, HELP's 6 test devices with its 18 training devices as priors, "
-            f"n = 10: few-shot {rho.get((FEWSHOT, 10), float('nan')):.3f} mean Spearman vs HELP's "
+            f"n = 10: few-shot stage 1 {rho.get((FEWSHOT, 10), float('nan')):.3f} mean Spearman "
+            "vs HELP's "
             f"published {HELP_SPEARMAN_10}; FLOPs {rho.get(('FLOPs alone', 10), float('nan')):.3f}."
         )
     return out
@@ -436,7 +450,8 @@ def write_report(
             "",
             f"Space {space.name}; devices ({len(devices)}): {', '.join(names)}"
             + (f"; not measured in time: {', '.join(missing)}" if missing else "") + ".",
-            f"Shots drawn from the first {POOL} networks ({SEEDS} seeds for n < {POOL}), test on "
+            f"Shots drawn from the first {POOL} networks ({int(family['seed'].max()) + 1} seeds for "
+            f"n < {POOL}), test on "
             f"the other 100; the priors of a device are the other {len(devices) - 1} devices' "
             "full tables.",
             "",
