@@ -122,11 +122,11 @@ def test_cli_fewshot_writes_a_table_every_command_loads(world, tmp_path: Path, c
                "--repeat-subset", "0", "--out", str(report), "--no-progress"])
     assert rc == 0, capsys.readouterr().err  # times 3 fresh networks here (never the shots)
     assert report.is_file()
-    rc = main(["search", "--space", SPACE, "--lut", str(out), "--objective", "min:latency_ms",
+    rc = main(["search", "--space", SPACE, "--table", str(out), "--objective", "min:latency_ms",
                "--objective", "min:params", "--budget", "30", "--algo", "random",
                "--out", str(tmp_path / "search"), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
-    rc = main(["search", "--space", SPACE, "--lut", str(out), "--objective", "min:latency_ms",
+    rc = main(["search", "--space", SPACE, "--table", str(out), "--objective", "min:latency_ms",
                "--objective", "min:params", "--algo", "mp", "--mp-points", "2",
                "--out", str(tmp_path / "search-mp"), "--no-progress"])
     assert rc == 0, capsys.readouterr().err  # the vectorised per-unit costs of the table

@@ -91,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--prior", action="append", required=True, metavar="TABLE",
                    help="latency table of another device of the same space (repeatable)")
     f.add_argument("--out", required=True, help="table CSV path (its sidecar: same name, .json)")
-    f.add_argument("--device", default="cpu",
+    f.add_argument("--latency-device", dest="device", default="cpu",
                    help="the measured device as 'nas latency validate' would time it here "
                         "(cpu, cuda[:N]; default cpu), or any name for a device elsewhere")
     f.add_argument("--runtime", default="torch", choices=("torch", "onnxruntime"),

@@ -31,7 +31,7 @@ the shots disagree with the transfer single units move; units no shot contains k
 target. Measured on this machine's device family (``results/benchmarks/latency_fewshot.md``):
 stage 2 adds about 0.01 Spearman at 10 shots and 0.04 at 20-50. The result is written as a latency
 table of the space (unit entries, the intercept as a ``lut_sum``-only calibration), so every
-command that reads a table (``nas latency predict``, ``nas search --lut``, ``nas latency
+command that reads a table (``nas latency predict``, ``nas search --table``, ``nas latency
 validate``) uses it unchanged, and its sum over an architecture equals the fitted model. The
 cross-validated error stored and printed is 5-fold over both stages. The sidecar's ``notes["fewshot"]`` records the method, the
 priors (path, device, CSV SHA-256), the number of shots, every candidate's CV error and the
@@ -516,7 +516,7 @@ def fit_fewshot_table(
 
 
 def _protocol(device: str, runtime: str, threads: int) -> dict[str, Any]:
-    from nas.latency.timing import TimingProtocol
+    from nas.latency.protocol import TimingProtocol
 
     try:
         return TimingProtocol(device=device, runtime=runtime, threads=int(threads)).describe()
