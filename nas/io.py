@@ -5,6 +5,12 @@ when the write fails, and, when a killed process (SIGKILL, power loss) left one 
 the next write of the same file once its process is gone. The rename (:func:`os.replace`) replaces
 the directory entry itself: a symlink planted at the destination is replaced by the new file and
 its target is never written to.
+
+Fault injection (tests only): with ``NAS_FAULT_KILL_AT_WRITE=K:STAGE`` in its environment, a
+process kills itself with SIGKILL at its K-th atomic write, ``before`` the rename (the temporary
+is complete, the target still old) or ``after`` it (the target new, nothing after it done), so
+``tests/faults`` can stop a command at every save deterministically. ``NAS_FAULT_COUNT_WRITES=PATH``
+appends one line per atomic write to PATH instead (how many points a command has).
 """
 
 from __future__ import annotations
@@ -12,12 +18,33 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 _TMP_SUFFIX = ".tmp"
+FAULT_KILL_ENV = "NAS_FAULT_KILL_AT_WRITE"
+FAULT_COUNT_ENV = "NAS_FAULT_COUNT_WRITES"
+_writes_by_pid: dict[int, int] = {}  # atomic writes per process, read only by fault injection
+
+
+def _next_write_number() -> int:
+    """1, 2, ... for this process's atomic writes (a forked child counts from 1 again)."""
+    pid = os.getpid()
+    _writes_by_pid[pid] = _writes_by_pid.get(pid, 0) + 1
+    return _writes_by_pid[pid]
+
+
+def _fault_point(number: int, stage: str, path: Path) -> None:
+    """Test-only: SIGKILL this process at write ``number`` and ``stage`` when asked (see above)."""
+    if stage == "before" and (log := os.environ.get(FAULT_COUNT_ENV)):
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{number}\t{path}\n")
+    spec = os.environ.get(FAULT_KILL_ENV)
+    if spec and spec == f"{number}:{stage}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -26,6 +53,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     A crash at any point leaves either the old file or the new one, never a partial file.
     """
     path = Path(path)
+    number = _next_write_number()
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     prefix = f".{path.name}.{os.getpid()}-"
@@ -37,7 +65,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        _fault_point(number, "before", path)
         os.replace(tmp, path)
+        _fault_point(number, "after", path)
     finally:
         tmp.unlink(missing_ok=True)  # gone after the rename; still there after a failure
     return path

@@ -55,8 +55,9 @@ def user_os_error(exc: OSError) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     from nas import __version__
+    from nas.cli.types import OneLineParser
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nas", description="Hardware-aware neural architecture search."
     )
     parser.add_argument("--version", action="version", version=f"nas {__version__}")
@@ -79,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if line is None:
             raise
         print(f"nas {args.command}: error: {line}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        # an allocation the machine cannot hold, caused by the sizes asked for (counts, batches)
+        print(f"nas {args.command}: error: out of memory ({exc or 'allocation failed'}); ask "
+              "for less (smaller counts, batches or --workers)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nas {args.command}: interrupted", file=sys.stderr)

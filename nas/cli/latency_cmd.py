@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from nas.cli import types as argtypes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -30,10 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     v.add_argument("--space", required=True, help="shipped space name or a YAML file")
     v.add_argument("--table", required=True, help="latency table (CSV or its JSON sidecar)")
-    v.add_argument("--n", type=int, default=100, help="subnets to measure (100)")
-    v.add_argument("--repeat-subset", type=int, default=30,
+    v.add_argument("--n", type=argtypes.positive_int, default=100, help="subnets to measure (100)")
+    v.add_argument("--repeat-subset", type=argtypes.non_negative_int, default=30,
                    help="of those, how many are measured again in a second pass (30)")
-    v.add_argument("--seed", type=int, default=1, help="seed of the validation subnets (1)")
+    v.add_argument("--seed", type=argtypes.seed, default=1, help="seed of the validation subnets (1)")
     v.add_argument("--out", default=None,
                    help="report path (default results/benchmarks/latency_<device>_<runtime>.md); "
                         "the PNG and CSV go beside it")

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from nas.cli import types as argtypes
 from nas.errors import UserError
 from nas.locks import output_lock
 from nas.pipeline import PRESETS, STAGES, Pipeline, RunPlan
@@ -39,29 +40,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--space", help="search space (default: the preset's)")
     p.add_argument("--data", help="data spec (default: the preset's; digits for 'default')")
-    p.add_argument("--epochs", type=int, help="supernet training epochs")
-    p.add_argument("--samples", type=int, help="subnets measured for the predictor")
-    p.add_argument("--budget", type=int, help="predictor evaluations of the search")
+    p.add_argument("--epochs", type=argtypes.positive_int, help="supernet training epochs")
+    p.add_argument("--samples", type=argtypes.positive_int, help="subnets measured for the predictor")
+    p.add_argument("--budget", type=argtypes.positive_int, help="predictor evaluations of the search")
     p.add_argument(
         "--device", choices=("onnxruntime", "cpu"), help="latency runtime (default onnxruntime)"
     )
-    p.add_argument("--latency-bound", type=float, help="latency bound in ms (default: derived)")
+    p.add_argument("--latency-bound", type=argtypes.positive_float, help="latency bound in ms (default: derived)")
     p.add_argument(
         "--params-bound",
-        type=float,
+        type=argtypes.positive_float,
         help="parameter-count bound (default: the preset's; none for 'default')",
     )
     p.add_argument(
         "--finetune",
-        type=int,
+        type=argtypes.non_negative_int,
         metavar="EPOCHS",
         help="fine-tune each exported model "
         "EPOCHS epochs from its inherited weights (default: the preset's; 0: none)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=argtypes.seed, default=0)
     p.add_argument(
         "--workers",
-        type=int,
+        type=argtypes.parallel,
         help="local processes for measuring subnets (default: the preset's, 1 for 'default')",
     )
     p.add_argument(
