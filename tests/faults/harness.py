@@ -39,8 +39,8 @@ def _child(argv: list[str], env: dict[str, str], log: Path) -> None:  # pragma: 
             handle = os.open(log / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(handle, fd)
             os.close(handle)
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
         from nas.cli import main
 
         code = main(argv)
