@@ -15,12 +15,14 @@ appends one line per atomic write to PATH instead (how many points a command has
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
 import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,6 +37,30 @@ def _next_write_number() -> int:
     pid = os.getpid()
     _writes_by_pid[pid] = _writes_by_pid.get(pid, 0) + 1
     return _writes_by_pid[pid]
+
+
+@contextlib.contextmanager
+def disk_full_as_os_error(folder: str | os.PathLike) -> Iterator[None]:
+    """Turn a library's write failure on a full disk into ``OSError(ENOSPC)`` naming ``folder``.
+
+    torch's writers (``torch.save``'s zip writer, ``torch.jit.save``, the ONNX exporter) report a
+    failed write as a ``RuntimeError`` without its errno; the CLI prints an OSError as one line.
+    A RuntimeError raised while the folder's file system has no space left is that failure.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        if not _no_space_left(folder):
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder)) from exc
+
+
+def _no_space_left(folder: str | os.PathLike, *, below: int = 1 << 20) -> bool:
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < below
 
 
 def _fault_point(number: int, stage: str, path: Path) -> None:
@@ -60,7 +86,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=_TMP_SUFFIX, dir=path.parent)
     tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f, disk_full_as_os_error(path.parent):
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give normal permissions
             write(f)
             f.flush()

@@ -292,6 +292,8 @@ def _run(
         restore_rng(state["rng"], run.sampler)
         start = int(state["epoch"])
         history = [dict(r) for r in state.get("history", [])]
+        # the checkpoint is the commit: a kill after it but before metrics.csv left that behind
+        write_metrics(paths.metrics, history)
         run.log(f"resumed from {paths.checkpoint} after epoch {start} of {config.epochs}")
     if state is None or not paths.config.exists():
         write_config(paths, run_record(config, space, splits, threads=torch.get_num_threads()))
