@@ -160,6 +160,29 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def open_for_append(path: str | os.PathLike) -> IO[str]:
+    """Open a text file to append to (created if missing), refusing a symbolic link there.
+
+    Appends cannot replace the file as :func:`atomic_write` does, so a link planted in an output
+    folder would send the data to its target; ``O_NOFOLLOW`` makes that an ``OSError(ELOOP)``,
+    which the CLI prints as one line.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o666)
+    return os.fdopen(fd, "a", newline="", encoding="utf-8")
+
+
+def real_folder(path: str | os.PathLike) -> Path:
+    """Make the folder ``path`` (and its parents) inside an output, refusing a symbolic link at
+    ``path`` itself, so that files written into it cannot land outside the output."""
+    path = Path(path)
+    if path.is_symlink():
+        raise OSError(errno.ELOOP, "a symbolic link where nas writes a folder of its output; "
+                      "remove it", str(path))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def check_writable(path: str | os.PathLike, *, what: str = "--out") -> Path:
     """Raise :class:`~nas.errors.UserError` unless files can be created in the folder ``path``
     (or, when it does not exist yet, in its nearest existing ancestor, where it would be made).

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from nas.arch import Architecture
 from nas.data import BatchLoader, DatasetSplits, check_channels
 from nas.errors import IncompatibleFileError, SpaceError, UserError
-from nas.io import atomic_write_json
+from nas.io import atomic_write_json, open_for_append
 from nas.spaces import SearchSpace, load_space
 from nas.supernet import Supernet
 from nas.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
@@ -102,7 +102,7 @@ class RunLog:
     def __call__(self, message: str) -> None:
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
+        with open_for_append(self.path) as f:
             f.write(f"{stamp} {message}\n")
         if self.echo:
             tqdm.write(message)
