@@ -53,6 +53,11 @@ def user_os_error(exc: OSError) -> str | None:
     return f"{where}: {reason}{hint}"
 
 
+def one_line(message: str) -> str:
+    """A message on one line: its lines joined with '; ' (an error is one line on stderr)."""
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nas import __version__
     from nas.cli.types import OneLineParser
@@ -73,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"nas {args.command}: error: {exc}", file=sys.stderr)
+        print(f"nas {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         line = user_os_error(exc)
