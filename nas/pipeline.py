@@ -94,6 +94,13 @@ class RunPlan:
     workers: int = 1
     ray_address: str | None = None
 
+    def __post_init__(self) -> None:
+        from nas.sample.fit import DEFAULT_FOLDS
+
+        if self.samples < 2 * DEFAULT_FOLDS:  # refused now, not after training and profiling
+            raise UserError(f"--samples {self.samples}: the predictor's {DEFAULT_FOLDS}-fold "
+                            f"cross-validation needs at least {2 * DEFAULT_FOLDS} samples")
+
     @classmethod
     def default(cls, **overrides: Any) -> RunPlan:
         return replace(cls(), **overrides)

@@ -126,7 +126,7 @@ BASE: dict[str, Callable[[dict, Path], list[str]]] = {
     "search": lambda i, o: ["search", "--space", "hybrid-tiny", "--predictor", str(i["ridge"]),
                             "--objective", "max:accuracy", "--budget", "20", "--no-progress",
                             "--out", str(o / "search")],
-    "run": lambda i, o: ["run", "--quick", "--epochs", "1", "--samples", "4", "--budget", "10",
+    "run": lambda i, o: ["run", "--quick", "--epochs", "1", "--samples", "10", "--budget", "10",
                          "--out", str(o / "nasrun")],
 }
 
@@ -259,13 +259,13 @@ def _run_cases(cases, inputs, tmp_path, capsys, seconds):
     assert not failures, "\n".join(map(str, failures))
 
 
-def default_selection(cases: list, k: int = 6) -> list:
-    """A seeded selection: every accepted 0, and a few other accepted values."""
+def default_selection(cases: list, k: int = 4) -> list:
+    """A seeded selection of ``k`` accepted values, one of them a 0."""
+    rng = np.random.default_rng(15)
     zeros = [c for c in cases if c[2] == "0"]
     others = [c for c in cases if c[2] != "0"]
-    rng = np.random.default_rng(15)
-    pick = rng.choice(len(others), size=min(k, len(others)), replace=False)
-    return zeros + [others[i] for i in sorted(pick)]
+    pick = rng.choice(len(others), size=min(k - 1, len(others)), replace=False)
+    return [zeros[int(rng.integers(len(zeros)))], *(others[i] for i in sorted(pick))]
 
 
 def test_accepted_values_run_without_a_traceback(inputs, tmp_path, capsys):

@@ -26,6 +26,10 @@ import contextlib
 import logging
 import os
 import re
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -303,7 +307,7 @@ def _pool_map(fn: Callable[..., Any], items: list[Any], shared: dict[str, Any], 
         with ProcessPoolExecutor(
             max_workers=min(processes, len(todo)),
             mp_context=multiprocessing.get_context(mp_context),
-            initializer=_worker_init, initargs=(payload,),
+            initializer=_worker_init, initargs=(payload, os.getpid()),
         ) as pool:
             futures: dict[Future, int] = {pool.submit(_worker_call, items[i]): i for i in sorted(todo)}
             broken: BaseException | None = None
@@ -341,10 +345,34 @@ def _pool_map(fn: Callable[..., Any], items: list[Any], shared: dict[str, Any], 
 _WORKER_PAYLOAD: dict[str, Any] = {}
 
 
-def _worker_init(payload: bytes) -> None:
+def _worker_init(payload: bytes, parent_pid: int) -> None:
     import cloudpickle
 
+    die_with_parent(parent_pid)
     _WORKER_PAYLOAD["fn"], _WORKER_PAYLOAD["shared"] = cloudpickle.loads(payload)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this worker process when its parent dies, even by SIGKILL (a pool worker waits on a
+    queue it holds both ends of, so it would otherwise wait forever, an orphan holding memory).
+
+    Linux: the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``); elsewhere
+    a daemon thread checks the parent once a second.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    else:
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def _worker_call(item: Any) -> Any:

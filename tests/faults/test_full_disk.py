@@ -3,7 +3,8 @@ one line and exit code 2, and the previous good file stays intact and readable.
 
 The disk is a small tmpfs mounted for the test (root, or a container allowed to mount); where it
 cannot be mounted the tests are skipped. The earlier output is written first, then the disk is
-filled up to a few pages, then the same command saves again.
+filled up to a few pages, then the same command saves again. The tmpfs tests run under the
+``faults`` marker (make test runs it); the default suite keeps the in-process profile case.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ TRAIN = ["--space", "hybrid-tiny", "--data", "digits", "--batch-size", "128", "-
          "1", "--recal-batches", "2", "--threads", "1", "--no-progress"]
 
 
+@pytest.mark.faults
 def test_checkpoint_save_on_a_full_disk(disk, tmp_path, capsys):
     from nas.train.checkpoint import load_checkpoint
 
@@ -94,6 +96,7 @@ PROFILE = ["--space", "hybrid-tiny", "--no-progress", "--calibrate", "3", "--war
            "--repeats", "2", "--rounds", "1", "--min-round-ms", "0", "--min-read-ms", "0"]
 
 
+@pytest.mark.faults
 def test_table_save_on_a_full_disk(disk, tmp_path, capsys):
     from nas.latency.table import LatencyTable
 
@@ -137,6 +140,7 @@ def test_a_fresh_profile_keeps_what_it_measured_when_the_disk_fills(tmp_path, mo
     assert len(kept.entries) == 32  # two chunks of 16, measured and saved before the disk filled
 
 
+@pytest.mark.faults
 def test_samples_append_on_a_full_disk(disk, tmp_path, capsys):
     from nas.sample.store import read_samples
     from tests.conftest import train_tiny_run
@@ -154,6 +158,7 @@ def test_samples_append_on_a_full_disk(disk, tmp_path, capsys):
     assert len({r["arch_id"] for r in after}) == len(after)
 
 
+@pytest.mark.faults
 def test_predictor_save_on_a_full_disk(disk, tmp_path, capsys):
     from predictors.persistence import load_predictor
     from tests.test_fit_cli import write_synthetic_samples
@@ -170,6 +175,7 @@ def test_predictor_save_on_a_full_disk(disk, tmp_path, capsys):
     no_temporaries(disk)
 
 
+@pytest.mark.faults
 def test_export_on_a_full_disk(disk, tmp_path, capsys):
     import torch
 

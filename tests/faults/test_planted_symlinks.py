@@ -79,6 +79,7 @@ def test_sample(run, tmp_path, capsys):
     assert run_and_check(argv, targets, capsys) == 2
 
 
+@pytest.mark.faults
 def test_profile(tmp_path, capsys):
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -88,6 +89,7 @@ def test_profile(tmp_path, capsys):
                    *FAST_PROFILE], targets, capsys)
 
 
+@pytest.mark.faults
 def test_search(tmp_path, capsys):
     from nas.sample.fit import fit_predictor
     from tests.test_fit_cli import write_synthetic_samples
@@ -103,6 +105,7 @@ def test_search(tmp_path, capsys):
     assert run_and_check(argv, targets, capsys) == 2  # the front folder is a link: refused
 
 
+@pytest.mark.faults
 def test_fit(tmp_path, capsys):
     from tests.test_fit_cli import write_synthetic_samples
 
