@@ -48,7 +48,7 @@ AUTH_MODE_VAR = "RAY_AUTH_MODE"
 _ADDRESS_RE = re.compile(r"^(auto|(ray://)?\[?[A-Za-z0-9_.:-]+\]?:\d{1,5})$")
 
 
-class TaskFailedError(RuntimeError):
+class TaskFailedError(UserError, RuntimeError):
     """A task failed for good (its own exception, or its worker died more than max_retries times)."""
 
 
@@ -230,7 +230,9 @@ def map_tasks(
         index = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(refs)
         pending = list(refs)
-        with _progress(len(refs), desc, progress) as bar:
+        done = 0
+        with _progress(len(refs), desc, progress) as bar, _ray_failures_as_one_line(
+                lambda: done, len(refs)):
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 if pending:  # also collect whatever else is already finished
@@ -247,8 +249,32 @@ def map_tasks(
                         raise
                     if on_result is not None:
                         on_result(i, results[i])
+                    done += 1
                     bar.update(1)
         return results
+
+
+class RayFailure(UserError):
+    """Ray itself failed (a worker or system process died past its retries, a node was lost, the
+    connection dropped): not an error of the task's code. Results handed to ``on_result`` before
+    it are kept, so the same command continues where it stopped."""
+
+
+@contextlib.contextmanager
+def _ray_failures_as_one_line(finished: Callable[[], int], total: int) -> Iterator[None]:
+    ray = _ray()
+    try:
+        yield
+    except ray.exceptions.RayTaskError:
+        raise  # the task's own exception: the caller's to report
+    except (ray.exceptions.RayError, ConnectionError) as exc:
+        notes = "; ".join(getattr(exc, "__notes__", []))
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise RayFailure(
+            f"Ray failed ({type(exc).__name__}: {first}{'; ' + notes if notes else ''}) after "
+            f"{finished()} of {total} tasks; their results are kept: run the same command again "
+            "to continue"
+        ) from exc
 
 
 def map_local(
