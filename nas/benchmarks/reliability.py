@@ -34,6 +34,7 @@ SUITE: dict[str, tuple[str, ...]] = {
     "symbolic links planted in an output": ("tests/faults/test_planted_symlinks.py",),
     "every numeric option of every subcommand": ("tests/test_cli_option_walk.py",),
     "hostile-file corpus": ("tests/test_hostile_corpus.py",),
+    "worker processes killed (process pool, local Ray)": ("tests/faults/test_worker_deaths.py",),
     "earlier fault tests (atomic saves, locks, run faults, user errors, enormous spaces, "
     "checkpoints, hostile inputs)": (
         "tests/test_atomic_saves.py", "tests/test_locks.py", "tests/test_run_faults.py",
@@ -107,7 +108,7 @@ def summarize(report: Path) -> dict:
                 failures.append({"test": f"{path}::{case.get('name')}",
                                  "message": (child.get("message") or "")[:300]})
             elif child.tag == "skipped":
-                outcome = "skipped"
+                outcome = "xfailed" if "xfail" in (child.get("type") or "") else "skipped"
             elif child.tag == "system-out" and child.text:
                 bootstraps += len(re.findall(r"died in Python's spawn bootstrap", child.text))
         per_file[path][outcome] += 1
@@ -119,7 +120,7 @@ def summarize(report: Path) -> dict:
     for title, files in SUITE.items():
         counts = sum((per_file[f] for f in files), Counter())
         groups.append({"group": title, "files": list(files), "tried": sum(counts.values()),
-                       **{k: counts[k] for k in ("passed", "failed", "skipped")},
+                       **{k: counts[k] for k in ("passed", "failed", "skipped", "xfailed")},
                        "seconds": round(sum(seconds[f] for f in files), 1)})
     return {"groups": groups, "failures": failures, "spawn_bootstrap_tracebacks": bootstraps,
             "kill_trials": {k: dict(v) for k, v in sorted(trials.items())}}
@@ -129,24 +130,28 @@ def markdown(summary: dict, meta: dict) -> str:
     lines = [
         "# Reliability: faults and hostile input",
         "",
-        f"Reproduce: `{COMMAND}` (writes this file and reliability.json). CI runs the same tests "
+        f"Reproduce: `{meta['command']}` (writes this file and reliability.json). CI runs the same tests "
         "with `make test` (the default suite, then `pytest -m faults`).",
         "",
         f"Run on {meta['date']}: {meta['machine']}, load average {meta['load']} at the start "
         "(machine shared with other jobs); the suite took "
         f"{meta['seconds'] / 60:.1f} min, exit code {meta['exit_code']}.",
         "",
-        "| group | tried | passed | failed | skipped | seconds |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| group | tried | passed | failed | known gap (xfail) | skipped | seconds |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for g in summary["groups"]:
         lines.append(f"| {g['group']} | {g['tried']} | {g['passed']} | {g['failed']} | "
-                     f"{g['skipped']} | {g['seconds']} |")
+                     f"{g['xfailed']} | {g['skipped']} | {g['seconds']} |")
     total = Counter()
     for g in summary["groups"]:
-        total.update({k: g[k] for k in ("tried", "passed", "failed", "skipped")})
+        total.update({k: g[k] for k in ("tried", "passed", "failed", "xfailed", "skipped")})
     lines += [f"| **all** | {total['tried']} | {total['passed']} | {total['failed']} | "
-              f"{total['skipped']} | |", ""]
+              f"{total['xfailed']} | {total['skipped']} | |", ""]
+    if meta.get("run_trials") is not None:
+        lines += [f"This run limited `nas run` to {meta['run_trials']} kill trials "
+                  "(`--run-trials`; the rest are counted as skipped); `make test` runs all 20.",
+                  ""]
     trials = ", ".join(f"`nas {k}` {sum(v.values())} ({v.get('passed', 0)} passed)"
                        for k, v in summary["kill_trials"].items())
     lines += [
@@ -171,8 +176,14 @@ def markdown(summary: dict, meta: dict) -> str:
         "| --- | --- | --- |",
         *[f"| {case} | {failure} | {fix} |" for case, failure, fix in FOUND],
         "",
-        "## Known gap",
+        "## Known gaps",
         "",
+        "- A Ray worker or the raylet killed under `nas sample --ray-address local`: Ray's C++ "
+        "core worker in the driver can end the process with exit code 1 and its own log line "
+        "('Failed to register worker to Raylet'), below Python, so nas cannot make it one line "
+        "with exit code 2; the rows already written stay intact and the same command completes "
+        "the file (tests/faults/test_worker_deaths.py, marked xfail). Ray failures that reach "
+        "Python (a worker dead past its retries, a lost node or connection) are one line.",
         "- Killing `nas sample --workers N` while Python starts its pool workers can make a worker "
         "print a traceback from Python's own `multiprocessing.spawn` bootstrap (it reads a "
         "truncated pickle from its dead parent and exits; no code of nas has run in it, nothing "
@@ -186,13 +197,19 @@ def markdown(summary: dict, meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/benchmarks/reliability.md")
+    parser.add_argument("--run-trials", type=int, default=None,
+                        help="kill trials of 'nas run' (default: all 20; each takes minutes)")
     args = parser.parse_args(argv)
+    if args.run_trials is not None:
+        os.environ["NAS_FAULT_TRIALS_RUN"] = str(args.run_trials)
     out = Path(args.out)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
                        f"{platform.python_version()}",
             "load": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
-            "command": COMMAND}
+            "command": COMMAND + (f" --run-trials {args.run_trials}"
+                                  if args.run_trials is not None else ""),
+            "run_trials": args.run_trials}
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "junit.xml"
         code, seconds = run_suite(report)

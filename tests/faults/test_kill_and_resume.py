@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,9 +33,13 @@ SPACE = "hybrid-tiny"
 
 
 def trial_params(command: str, *, in_default: int = 1) -> list:
-    """The first ``in_default`` trials in the default suite, the others under ``faults``."""
+    """The first ``in_default`` trials in the default suite, the others under ``faults``;
+    ``NAS_FAULT_TRIALS_<COMMAND>=N`` skips trials from N on (a shorter run, reported as skipped)."""
+    limit = int(os.environ.get(f"NAS_FAULT_TRIALS_{command.upper()}", TRIALS))
+    skip = pytest.mark.skip(reason=f"NAS_FAULT_TRIALS_{command.upper()}={limit}")
     return [pytest.param(i, id=f"{command}-{i}",
-                         marks=() if i < in_default else pytest.mark.faults)
+                         marks=[*([] if i < in_default else [pytest.mark.faults]),
+                                *([skip] if i >= limit else [])])
             for i in range(TRIALS)]
 
 
