@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the BN recalibration batches (0)")
     p.add_argument("--no-standalone-check", action="store_true",
                    help="skip loading the files in a fresh interpreter without nas (faster)")
-    p.add_argument("--finetune", type=argtypes.non_negative_int, default=None, metavar="EPOCHS",
+    p.add_argument("--finetune", type=argtypes.positive_int, default=None, metavar="EPOCHS",
                    help="fine-tune the extracted subnet EPOCHS epochs from its inherited weights "
                    "before exporting (OFA style; the card reports accuracy before and after)")
     p.add_argument("--finetune-lr", type=argtypes.learning_rate, default=None,

@@ -29,7 +29,8 @@ def numeric_kind(type_: Any) -> type | None:
 
 def _describe(lo: float | None, hi: float | None, kind: str, *, lo_open: bool = False) -> str:
     if lo is not None and hi is not None:
-        return f"{kind} from {lo} to {hi}"
+        return (f"{kind} greater than {lo} and at most {hi}" if lo_open
+                else f"{kind} from {lo} to {hi}")
     if lo is not None:
         return f"{kind} greater than {lo}" if lo_open else f"{kind} of at least {lo}"
     if hi is not None:
@@ -59,7 +60,7 @@ def int_range(lo: int | None = None, hi: int | None = None, *, name: str | None 
 def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
                 hi_open: bool = False, name: str | None = None) -> Callable[[str], float]:
     """A finite float within ``[lo, hi]`` (``lo_open``/``hi_open``: that bound excluded)."""
-    expected = "a finite " + _describe(lo, hi, "number", lo_open=lo_open)
+    expected = "a finite " + _describe(lo, hi, "number", lo_open=lo_open).removeprefix("a ")
     if hi_open and hi is not None:
         expected += f" (below {hi})"
 
