@@ -73,10 +73,9 @@ PRELOAD = ("matplotlib", "matplotlib.pyplot", "onnx", "onnxruntime", "onnxscript
            "nas.latency.space_profile", "nas.sample.measure", "nas.train.loop")
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> dict[str, Path]:
+def inputs(tmp_path_factory, tiny_run) -> dict[str, Path]:
     from nas.sample.fit import fit_predictor
     from nas.spaces import load_space
-    from tests.conftest import train_tiny_run
     from tests.test_fit_cli import write_synthetic_samples
     from tests.test_search_space_problem import PER_KIND, fake_table
 
@@ -86,10 +85,9 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     write_synthetic_samples(root / "samples.csv", n=60)
     fit_predictor(root / "samples.csv", out=root / "ridge")
     fake_table(load_space("hybrid-tiny"), root / "lut.csv", calibration=PER_KIND)
-    train_tiny_run(root / "run")
     arch = load_space("hybrid-tiny").smallest().to_str()
     return {"samples": root / "samples.csv", "ridge": root / "ridge", "lut": root / "lut.csv",
-            "run": root / "run", "arch": arch}
+            "run": tiny_run, "arch": arch}
 
 
 FAST_PROFILE = ["--warmup", "1", "--repeats", "2", "--rounds", "1", "--min-round-ms", "0",
@@ -295,3 +293,27 @@ def test_workers_and_threads_refuse_huge_and_negative_before_running(capsys):
                 assert code == 2 and len(err.strip().splitlines()) == 1, (command, option, err)
                 checked += 1
     assert checked >= 15
+
+
+def test_a_legal_zero_reaches_the_training_config_unchanged():
+    """0 where it means something (no extra subnets, no weight decay, no clipping, seed 0, ...)
+    is kept, never replaced by the default."""
+    from nas.cli.train_cmd import build_config
+
+    parser = COMMANDS[("train",)]
+    dummy = {"run": "r", "samples": "s", "ridge": "p", "lut": "l", "arch": "a"}
+    kept = []
+    for action in parser._actions:
+        if numeric_kind(action.type) is None or not action.option_strings:
+            continue
+        option = max(action.option_strings, key=len)
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                args = PARSER.parse_args(with_option(BASE["train"](dummy, Path("o")), option, "0"))
+        except SystemExit:
+            continue
+        config = build_config(args)
+        if hasattr(config, action.dest):
+            assert getattr(config, action.dest) == 0, option
+            kept.append(option)
+    assert {"--sandwich-n", "--seed", "--grad-clip", "--weight-decay"} <= set(kept)

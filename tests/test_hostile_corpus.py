@@ -16,12 +16,8 @@ MARKER = "HOSTILE_RAN"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    from tests.conftest import train_tiny_run
-
-    out = tmp_path_factory.mktemp("hostile_run") / "run"
-    train_tiny_run(out)
-    return out
+def run(tiny_run) -> Path:
+    return tiny_run
 
 
 def with_hostile_checkpoint(run: Path, where: Path) -> Path:

@@ -50,12 +50,8 @@ def run_and_check(argv: list[str], targets: dict[Path, str], capsys) -> int:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    from tests.conftest import train_tiny_run
-
-    out = tmp_path_factory.mktemp("run") / "run"
-    train_tiny_run(out)
-    return out
+def run(tiny_run) -> Path:
+    return tiny_run
 
 
 def test_train(tmp_path, capsys):
