@@ -372,7 +372,8 @@ def profile_command(meta: dict[str, Any], out: str) -> str:
     settings spelled out)."""
     from nas.latency.timing import TimingProtocol
 
-    proto, default = meta["protocol"], TimingProtocol()
+    proto = protocol_description(protocol_from(meta.get("protocol")))  # complete
+    default = TimingProtocol()
     device = "onnxruntime" if meta["runtime"] == "onnxruntime" else meta["device"]
     cal_set = (meta.get("notes") or {}).get("calibration_set") or {}
     parts = [
