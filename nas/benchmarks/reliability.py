@@ -47,7 +47,7 @@ COMMAND = "python -m nas.benchmarks.reliability"
 # What the suite found while it was built, and how each was fixed (the tests above keep them fixed).
 FOUND: tuple[tuple[str, str, str], ...] = (
     ("nas train killed after a checkpoint, before metrics.csv (trials at write 'metrics.csv')",
-     "the resumed run's metrics.csv lacked that epoch's row (12 of 20 trials)",
+     "the resumed run's metrics.csv lacked that epoch's row (12 of 20 trials failed; all 20 pass since)",
      "resume rewrites metrics.csv from the history the checkpoint holds (the checkpoint is the "
      "commit)"),
     ("nas sample --workers 2 killed while its pool runs",
@@ -68,7 +68,7 @@ FOUND: tuple[tuple[str, str, str], ...] = (
      "--lr and --finetune-lr take a finite number in (0, 100]"),
     ("nas latency validate with a table whose metadata lacks protocol fields",
      "KeyError 'warmup' traceback after measuring everything",
-     "the report reads the protocol with defaults for missing fields (the one used to measure)"),
+     "the report and its profile command read the protocol with defaults for missing fields (the one used to measure)"),
     ("nas run --samples 6", "refused only after training and profiling (75 s)",
      "RunPlan refuses fewer samples than 5-fold cross-validation needs, before any stage"),
     ("every numeric option given -1, nan, inf, 10**12 (workers, threads)",
