@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -86,7 +87,15 @@ def inputs(tmp_path_factory, tiny_run) -> dict[str, Path]:
     fit_predictor(root / "samples.csv", out=root / "ridge")
     fake_table(load_space("hybrid-tiny"), root / "lut.csv", calibration=PER_KIND)
     arch = load_space("hybrid-tiny").smallest().to_str()
+    # a few-shot measurement file: suggested networks with made-up device times
+    assert main(["latency", "suggest", "--space", "hybrid-tiny", "--prior",
+                 str(root / "lut.csv"), "--n", "6", "--pool", "60",
+                 "--out", str(root / "shots.csv")]) == 0
+    shots = pd.read_csv(root / "shots.csv")
+    shots["latency_ms"] = 1.5 * shots["prior_mean_ms"]
+    shots.to_csv(root / "shots.csv", index=False)
     return {"samples": root / "samples.csv", "ridge": root / "ridge", "lut": root / "lut.csv",
+            "shots": root / "shots.csv",
             "run": tiny_run, "arch": arch}
 
 
@@ -121,10 +130,20 @@ BASE: dict[str, Callable[[dict, Path], list[str]]] = {
     "latency predict": lambda i, o: ["latency", "predict", "--space", "hybrid-tiny", "--table",
                                      str(i["lut"]), i["arch"]],
     "latency show": lambda i, o: ["latency", "show", str(i["lut"])],
+    # no numeric options today; listed so that one added later is walked
+    "compare": lambda i, o: ["compare", str(i["run"]), str(i["run"])],
+    "show": lambda i, o: ["show", str(i["run"])],
+    "runs": lambda i, o: ["runs", str(Path(i["run"]).parent)],
+    "latency suggest": lambda i, o: ["latency", "suggest", "--space", "hybrid-tiny", "--prior",
+                                     str(i["lut"]), "--n", "4", "--pool", "40",
+                                     "--out", str(o / "suggest.csv")],
+    "latency fewshot": lambda i, o: ["latency", "fewshot", "--space", "hybrid-tiny", "--measured",
+                                     str(i.get("shots", "m")), "--prior", str(i["lut"]),
+                                     "--out", str(o / "fewshot.csv")],
     "search": lambda i, o: ["search", "--space", "hybrid-tiny", "--predictor", str(i["ridge"]),
                             "--objective", "max:accuracy", "--budget", "20", "--no-progress",
                             "--out", str(o / "search")],
-    "run": lambda i, o: ["run", "--quick", "--epochs", "1", "--samples", "10", "--budget", "10",
+    "run": lambda i, o: ["run", "--quick", "--epochs", "1", "--n-samples", "10", "--budget", "10",
                          "--out", str(o / "nasrun")],
 }
 

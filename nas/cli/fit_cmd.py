@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from nas.cli import types as argtypes
-from nas.sample.fit import DEFAULT_FOLDS, FEATURES, MODELS, TARGETS, fit_predictor, parse_stats
+from nas.sample.options import DEFAULT_FOLDS, FEATURES, MODELS, TARGETS, parse_stats
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.sample.fit import fit_predictor
+
     result = fit_predictor(
         args.samples,
         target=args.target,

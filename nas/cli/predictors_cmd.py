@@ -9,8 +9,7 @@ from pathlib import Path
 from nas.cli import types as argtypes
 from nas.errors import UserError
 from nas.io import atomic_write_text
-from nas.sample.curve import DEFAULT_SIZES, markdown_table, predictor_learning_curve, summarize
-from nas.sample.fit import FEATURES, MODELS, TARGETS, parse_stats
+from nas.sample.options import DEFAULT_SIZES, FEATURES, MODELS, TARGETS, parse_stats
 
 
 def _models(text: str) -> list[str]:
@@ -56,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from nas.sample.curve import markdown_table, predictor_learning_curve, summarize
+
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: expected at least 1")
     curve, dropped = predictor_learning_curve(

@@ -78,7 +78,7 @@ def search_argv(predictor: Path, out: Path) -> list[str]:
 
 
 def run_argv(out: Path) -> list[str]:
-    return ["run", "--quick", "--epochs", "1", "--samples", "10", "--budget", "20", "--device", "cpu",
+    return ["run", "--quick", "--epochs", "1", "--n-samples", "10", "--budget", "20", "--latency-device", "cpu",
             "--out", str(out / "nasrun")]
 
 
