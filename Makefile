@@ -1,7 +1,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint fashion-mnist run-fashion-mnist bench-fashion-mnist gpu-check
+.PHONY: run test reliability install lint fashion-mnist run-fashion-mnist bench-fashion-mnist gpu-check
 $(VENV)/.installed: pyproject.toml scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
 
@@ -10,8 +10,13 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/nas run
 
+# the default suite, then the fault-injection suite (marker faults; see results/benchmarks/reliability.md)
 test: install
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m faults
+
+reliability: install
+	$(BIN)/python -m nas.benchmarks.reliability
 
 lint: install
 	$(BIN)/ruff check nas predictors tests

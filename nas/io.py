@@ -5,19 +5,72 @@ when the write fails, and, when a killed process (SIGKILL, power loss) left one 
 the next write of the same file once its process is gone. The rename (:func:`os.replace`) replaces
 the directory entry itself: a symlink planted at the destination is replaced by the new file and
 its target is never written to.
+
+Fault injection (tests only): with ``NAS_FAULT_KILL_AT_WRITE=K:STAGE`` in its environment, a
+process kills itself with SIGKILL at its K-th atomic write, ``before`` the rename (the temporary
+is complete, the target still old) or ``after`` it (the target new, nothing after it done), so
+``tests/faults`` can stop a command at every save deterministically. ``NAS_FAULT_COUNT_WRITES=PATH``
+appends one line per atomic write to PATH instead (how many points a command has).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
+import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 _TMP_SUFFIX = ".tmp"
+FAULT_KILL_ENV = "NAS_FAULT_KILL_AT_WRITE"
+FAULT_COUNT_ENV = "NAS_FAULT_COUNT_WRITES"
+_writes_by_pid: dict[int, int] = {}  # atomic writes per process, read only by fault injection
+
+
+def _next_write_number() -> int:
+    """1, 2, ... for this process's atomic writes (a forked child counts from 1 again)."""
+    pid = os.getpid()
+    _writes_by_pid[pid] = _writes_by_pid.get(pid, 0) + 1
+    return _writes_by_pid[pid]
+
+
+@contextlib.contextmanager
+def disk_full_as_os_error(folder: str | os.PathLike) -> Iterator[None]:
+    """Turn a library's write failure on a full disk into ``OSError(ENOSPC)`` naming ``folder``.
+
+    torch's writers (``torch.save``'s zip writer, ``torch.jit.save``, the ONNX exporter) report a
+    failed write as a ``RuntimeError`` without its errno; the CLI prints an OSError as one line.
+    A RuntimeError raised while the folder's file system has no space left is that failure.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        if not _no_space_left(folder):
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder)) from exc
+
+
+def _no_space_left(folder: str | os.PathLike, *, below: int = 1 << 20) -> bool:
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < below
+
+
+def _fault_point(number: int, stage: str, path: Path) -> None:
+    """Test-only: SIGKILL this process at write ``number`` and ``stage`` when asked (see above)."""
+    if stage == "before" and (log := os.environ.get(FAULT_COUNT_ENV)):
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{number}\t{path}\n")
+    spec = os.environ.get(FAULT_KILL_ENV)
+    if spec and spec == f"{number}:{stage}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -26,18 +79,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     A crash at any point leaves either the old file or the new one, never a partial file.
     """
     path = Path(path)
+    number = _next_write_number()
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     prefix = f".{path.name}.{os.getpid()}-"
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=_TMP_SUFFIX, dir=path.parent)
     tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f, disk_full_as_os_error(path.parent):
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give normal permissions
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        _fault_point(number, "before", path)
         os.replace(tmp, path)
+        _fault_point(number, "after", path)
     finally:
         tmp.unlink(missing_ok=True)  # gone after the rename; still there after a failure
     return path
@@ -102,6 +158,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def open_for_append(path: str | os.PathLike) -> IO[str]:
+    """Open a text file to append to (created if missing), refusing a symbolic link there.
+
+    Appends cannot replace the file as :func:`atomic_write` does, so a link planted in an output
+    folder would send the data to its target; ``O_NOFOLLOW`` makes that an ``OSError(ELOOP)``,
+    which the CLI prints as one line.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o666)
+    return os.fdopen(fd, "a", newline="", encoding="utf-8")
+
+
+def real_folder(path: str | os.PathLike) -> Path:
+    """Make the folder ``path`` (and its parents) inside an output, refusing a symbolic link at
+    ``path`` itself, so that files written into it cannot land outside the output."""
+    path = Path(path)
+    if path.is_symlink():
+        raise OSError(errno.ELOOP, "a symbolic link where nas writes a folder of its output; "
+                      "remove it", str(path))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def check_writable(path: str | os.PathLike, *, what: str = "--out") -> Path:

@@ -109,6 +109,11 @@ class RunPlan:
                 "exported models are the front's best by validation accuracy)"
             )
         parse_constraints(self.constraints)
+        from nas.sample.options import DEFAULT_FOLDS
+
+        if self.samples < 2 * DEFAULT_FOLDS:  # refused now, not after training and profiling
+            raise UserError(f"--n-samples {self.samples}: the predictor's {DEFAULT_FOLDS}-fold "
+                            f"cross-validation needs at least {2 * DEFAULT_FOLDS} samples")
 
     @classmethod
     def default(cls, **overrides: Any) -> RunPlan:

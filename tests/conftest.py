@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -36,3 +37,12 @@ def train_tiny_run(out) -> None:
                "--out", str(out), "--no-progress", "--threads", "1", "--sandwich-n", "1",
                "--recal-batches", "2", "--batch-size", "128"])
     assert rc == 0
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One finished 1-epoch hybrid-tiny run for the whole session: read it, never write into it
+    (copy it first)."""
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    train_tiny_run(out)
+    return out

@@ -284,7 +284,9 @@ def test_cli_reports_bad_options_in_one_line(tmp_path, capsys):
 
     code = main(["train", "--space", "hybrid-tiny", "--lr", "-1", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and err == ["nas train: error: lr = -1.0; expected a number > 0"]
+    assert code == 2 and err == [
+        "nas train: error: argument --lr: expected a finite number greater than 0.0 and at most "
+        "100.0, got -1 (see nas train --help)"]
     assert not (tmp_path / "x").exists()
 
 

@@ -154,4 +154,4 @@ def test_data_workers_option_reaches_each_command(capsys):
     assert train_cmd.build_config(train_args).data_workers == 2
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--out", "o", "--data-workers", "-1"])
-    assert "expected an integer >= 0" in capsys.readouterr().err
+    assert "expected an integer from 0 to" in capsys.readouterr().err

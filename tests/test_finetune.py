@@ -78,8 +78,8 @@ def test_export_finetune_reports_before_and_after(run_dir, tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--finetune", "0"], "fine-tune epochs = 0"),
-     (["--finetune", "1", "--finetune-lr", "-1"], "fine-tune lr"),
+    [(["--finetune", "0"], "argument --finetune: expected an integer of at least 1, got 0"),
+     (["--finetune", "1", "--finetune-lr", "-1"], "argument --finetune-lr: expected a finite"),
      (["--finetune-lr", "1e-3"], "--finetune-lr needs --finetune")],
 )
 def test_bad_finetune_options_exit_2(run_dir, tmp_path, capsys, args, message):

@@ -376,7 +376,7 @@ def test_cli_offers_every_registered_searcher():
     (("--population", "1"), "optuna", "--population 1: expected an integer of at least 2"),
     (("--mp-points", "0"), "mp", "--mp-points 0: expected an integer of at least 1"),
     (("--budget", "0"), "random", "--budget 0: expected an integer of at least 1"),
-    (("--workers", "0"), "random", "--workers 0: expected an integer of at least 1"),
+    (("--workers", "0"), "random", "argument --workers: expected an integer from 1 to 1024, got 0"),
     (("--population", "10"), "random", "--population is not an option of --algo random"),
     (("--mp-points", "5"), "evolution", "--mp-points is not an option of --algo evolution"),
     (("--sampler", "tpe"), "evolution", "--sampler is not an option of --algo evolution"),

@@ -151,3 +151,16 @@ def test_check_writable_accepts_a_new_folder_below_a_writable_one(tmp_path):
     assert check_writable(tmp_path / "a" / "b") == tmp_path
     assert not (tmp_path / "a").exists()
     assert os.listdir(tmp_path) == []
+
+
+def test_latency_validate_of_a_table_without_protocol_fields_reports(tmp_path):
+    """A table whose metadata lacks the timing protocol (older or hand-made) is measured with
+    the defaults and its report written (it was a KeyError after measuring everything)."""
+    from nas.spaces import load_space
+    from tests.test_search_space_problem import PER_KIND, fake_table
+
+    fake_table(load_space("hybrid-tiny"), tmp_path / "lut.csv", calibration=PER_KIND)
+    assert main(["latency", "validate", "--space", "hybrid-tiny", "--table",
+                 str(tmp_path / "lut.csv"), "--n", "2", "--repeat-subset", "1", "--no-progress",
+                 "--out", str(tmp_path / "v")]) == 0
+    assert "warm-up 10 calls" in (tmp_path / "v").read_text()

@@ -60,10 +60,16 @@ def user_os_error(exc: OSError) -> str | None:
     return f"{where}: {reason}{hint}"
 
 
+def one_line(message: str) -> str:
+    """A message on one line: its lines joined with '; ' (an error is one line on stderr)."""
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nas import __version__
+    from nas.cli.types import OneLineParser
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nas", description="Hardware-aware neural architecture search."
     )
     parser.add_argument("--version", action="version", version=f"nas {__version__}")
@@ -76,19 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a refused option (one line, code 2)
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     if getattr(args, "no_progress", None) is False and not progress_enabled():
         args.no_progress = True  # a log file gets one line per epoch, not bar updates
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"nas {args.command}: error: {exc}", file=sys.stderr)
+        print(f"nas {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         line = user_os_error(exc)
         if line is None:
             raise
         print(f"nas {args.command}: error: {line}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        # an allocation the machine cannot hold, caused by the sizes asked for (counts, batches)
+        print(f"nas {args.command}: error: out of memory ({exc or 'allocation failed'}); ask "
+              "for less (smaller counts, batches or --workers)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nas {args.command}: interrupted", file=sys.stderr)

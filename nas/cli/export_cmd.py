@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nas.cli import types as argtypes
 from nas.cli.options import deprecated_alias
 from nas.export.options import SUPPORTED_FORMATS
 
@@ -35,21 +36,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"comma-separated subset of {','.join(SUPPORTED_FORMATS)} (default: all)")
     p.add_argument("--table", dest="lut", help="latency table (CSV or its JSON sidecar) for the predicted "
                    "latency; its timing protocol, batch and threads are also used to measure")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=argtypes.parallel, default=None,
                    help="threads for the latency measurement (default: the table's, else 1)")
     p.add_argument("--latency-device", dest="device", default=None,
                    help="device for the latency measurement: cpu, cuda, cuda:N (default: the "
                    "table's when available here, else cpu)")
     p.add_argument("--no-measure", action="store_true", help="do not measure latency here")
-    p.add_argument("--recal-batches", type=int, default=None,
+    p.add_argument("--recal-batches", type=argtypes.positive_int, default=None,
                    help="BatchNorm recalibration batches of the train split (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the BN recalibration batches (0)")
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the BN recalibration batches (0)")
     p.add_argument("--no-standalone-check", action="store_true",
                    help="skip loading the files in a fresh interpreter without nas (faster)")
-    p.add_argument("--finetune", type=int, default=None, metavar="EPOCHS",
+    p.add_argument("--finetune", type=argtypes.positive_int, default=None, metavar="EPOCHS",
                    help="fine-tune the extracted subnet EPOCHS epochs from its inherited weights "
                    "before exporting (OFA style; the card reports accuracy before and after)")
-    p.add_argument("--finetune-lr", type=float, default=None,
+    p.add_argument("--finetune-lr", type=argtypes.learning_rate, default=None,
                    help="peak AdamW learning rate of --finetune (default 1e-3, cosine to 0)")
     p.add_argument("--force", action="store_true",
                    help="replace --out when it holds an earlier 'nas export' output (a folder "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nas.cli import types as argtypes
 from nas.sample.options import DEFAULT_FOLDS, FEATURES, MODELS, TARGETS, parse_stats
 
 
@@ -28,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="architecture encoding (onehot: additive, what the MILP search uses)")
     p.add_argument("--stats", default="",
                    help="free statistics appended as log10 features, e.g. macs,params,memory")
-    p.add_argument("--seed", type=int, default=0, help="seed of the model and the CV folds (0)")
-    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the model and the CV folds (0)")
+    p.add_argument("--folds", type=argtypes.int_range(2, name="folds"), default=DEFAULT_FOLDS,
                    help=f"cross-validation folds ({DEFAULT_FOLDS})")
     p.set_defaults(func=run)
 

@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from nas.cli import types as argtypes
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -30,10 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     v.add_argument("--space", required=True, help="shipped space name or a YAML file")
     v.add_argument("--table", required=True, help="latency table (CSV or its JSON sidecar)")
-    v.add_argument("--n", type=int, default=100, help="subnets to measure (100)")
-    v.add_argument("--repeat-subset", type=int, default=30,
+    v.add_argument("--n", type=argtypes.positive_int, default=100, help="subnets to measure (100)")
+    v.add_argument("--repeat-subset", type=argtypes.non_negative_int, default=30,
                    help="of those, how many are measured again in a second pass (30)")
-    v.add_argument("--seed", type=int, default=1, help="seed of the validation subnets (1)")
+    v.add_argument("--seed", type=argtypes.seed, default=1, help="seed of the validation subnets (1)")
     v.add_argument("--out", default=None,
                    help="report path (default results/benchmarks/latency_<device>_<runtime>.md); "
                         "the PNG and CSV go beside it")
@@ -96,8 +98,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(cpu, cuda[:N]; default cpu), or any name for a device elsewhere")
     f.add_argument("--runtime", default="torch", choices=("torch", "onnxruntime"),
                    help="runtime the times were measured with (torch)")
-    f.add_argument("--threads", type=int, default=1, help="threads of the measurements (1)")
-    f.add_argument("--batch", type=int, default=1, help="batch of the measurements (1)")
+    f.add_argument("--threads", type=argtypes.parallel, default=1, help="threads of the measurements (1)")
+    f.add_argument("--batch", type=argtypes.positive_int, default=1, help="batch of the measurements (1)")
     f.set_defaults(func=run_fewshot)
 
     g = sub.add_parser(
@@ -118,13 +120,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--space", required=True, help="shipped space name or a YAML file")
     g.add_argument("--prior", action="append", required=True, metavar="TABLE",
                    help="latency table of another device of the same space (repeatable)")
-    g.add_argument("--n", type=int, default=10, help="networks to measure (10)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the candidate pool (0)")
-    g.add_argument("--pool", type=int, default=2000, help="random candidates to pick from (2000)")
+    g.add_argument("--n", type=argtypes.positive_int, default=10, help="networks to measure (10)")
+    g.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the candidate pool (0)")
+    g.add_argument("--pool", type=argtypes.positive_int, default=2000, help="random candidates to pick from (2000)")
     g.add_argument("--out", required=True, help="CSV path of the list")
     g.add_argument("--onnx", default=None, metavar="DIR",
                    help="also export the networks as ONNX files into DIR (new or empty)")
-    g.add_argument("--batch", type=int, default=1, help="batch of the ONNX inputs (1)")
+    g.add_argument("--batch", type=argtypes.positive_int, default=1, help="batch of the ONNX inputs (1)")
     g.set_defaults(func=run_suggest)
 
     s = sub.add_parser("show", help="metadata, calibration and size of a table")

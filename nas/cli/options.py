@@ -21,6 +21,8 @@ import argparse
 import sys
 from typing import Any
 
+from nas.cli import types as argtypes
+
 # (command, old flag) -> new flag, for the deprecation message and the CLI reference
 DEPRECATED_FLAGS: dict[tuple[str, str], str] = {}
 
@@ -43,17 +45,6 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: {shown})" if text else f"(default: {shown})"
 
 
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
 DATA_WORKERS_HELP = (
     "processes decoding image-folder batches (default: CPUs - 1, at most 4; 0: in this "
     "process); the batches are the same for any number. Other data sources are in memory"
@@ -62,7 +53,7 @@ DATA_WORKERS_HELP = (
 
 def add_data_workers(parser: argparse.ArgumentParser) -> None:
     """``--data-workers N`` (dest ``data_workers``, default None: the library's default)."""
-    parser.add_argument("--data-workers", dest="data_workers", type=non_negative_int,
+    parser.add_argument("--data-workers", dest="data_workers", type=argtypes.data_workers,
                         default=None, metavar="N", help=DATA_WORKERS_HELP)
 
 

@@ -6,16 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from nas.cli import types as argtypes
 from nas.errors import UserError
 from nas.io import atomic_write_text
 from nas.sample.options import DEFAULT_SIZES, FEATURES, MODELS, TARGETS, parse_stats
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers") from None
 
 
 def _models(text: str) -> list[str]:
@@ -43,14 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--samples", required=True, help="samples CSV (with its .json sidecar)")
     ev.add_argument("--model", type=_models, default=list(MODELS),
                     help="'all' (default) or a comma-separated list of " + ", ".join(MODELS))
-    ev.add_argument("--sizes", type=_ints, default=list(DEFAULT_SIZES),
+    ev.add_argument("--sizes", type=argtypes.int_list(argtypes.positive_int, name="sizes"), default=list(DEFAULT_SIZES),
                     help="training sizes (10,20,50,100,200,500)")
-    ev.add_argument("--test", type=int, default=200, help="held-out subnets per split (200)")
-    ev.add_argument("--seeds", type=int, default=5, help="random splits (5)")
+    ev.add_argument("--test", type=argtypes.positive_int, default=200, help="held-out subnets per split (200)")
+    ev.add_argument("--seeds", type=argtypes.positive_int, default=5, help="random splits (5)")
     ev.add_argument("--target", choices=TARGETS, default="val_acc", help="column to predict")
     ev.add_argument("--features", choices=FEATURES, default="onehot", help="encoding (onehot)")
     ev.add_argument("--stats", default="", help="free statistics, e.g. macs,params")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the splits and models (0)")
+    ev.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the splits and models (0)")
     ev.add_argument("--out", default=None,
                     help="write every (model, seed, size) row to this CSV and the table beside "
                          "it as .md")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nas.cli import types as argtypes
 from nas.cli.options import deprecated_alias
 from nas.latency.protocol import DEFAULT_CALIBRATION_K, TimingProtocol
 
@@ -34,24 +35,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="cpu (torch eager), cuda or cuda:N (torch eager, CUDA events), or "
                         "onnxruntime (each unit exported to ONNX, run by the CPU ONNX Runtime)")
     p.add_argument("--out", required=True, help="table CSV path (its sidecar: same name, .json)")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads (1)")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the example inputs (1)")
-    p.add_argument("--calibrate", type=int, default=DEFAULT_CALIBRATION_K,
+    p.add_argument("--threads", type=argtypes.parallel, default=1, help="intra-op threads (1)")
+    p.add_argument("--batch", type=argtypes.positive_int, default=1, help="batch size of the example inputs (1)")
+    p.add_argument("--calibrate", type=argtypes.non_negative_int, default=DEFAULT_CALIBRATION_K,
                    help=f"random subnets timed end to end to fit the calibration "
                         f"({DEFAULT_CALIBRATION_K}; 0: none)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=argtypes.seed, default=0,
                    help="seed of the unit weights and the calibration subnets (0)")
     g = p.add_argument_group("timing protocol")
-    g.add_argument("--warmup", type=int, default=_DEFAULTS.warmup,
+    g.add_argument("--warmup", type=argtypes.non_negative_int, default=_DEFAULTS.warmup,
                    help=f"warm-up calls per item ({_DEFAULTS.warmup})")
-    g.add_argument("--repeats", type=int, default=_DEFAULTS.repeats,
+    g.add_argument("--repeats", type=argtypes.positive_int, default=_DEFAULTS.repeats,
                    help=f"minimum timer reads per round ({_DEFAULTS.repeats})")
-    g.add_argument("--rounds", type=int, default=_DEFAULTS.rounds,
+    g.add_argument("--rounds", type=argtypes.positive_int, default=_DEFAULTS.rounds,
                    help=f"interleaved rounds; the lowest round median is kept ({_DEFAULTS.rounds})")
-    g.add_argument("--min-round-ms", type=float, default=_DEFAULTS.min_time_per_round * 1e3,
+    g.add_argument("--min-round-ms", type=argtypes.non_negative_float, default=_DEFAULTS.min_time_per_round * 1e3,
                    help="minimum duration of a round in ms "
                         f"({_DEFAULTS.min_time_per_round * 1e3:g})")
-    g.add_argument("--min-read-ms", type=float, default=_DEFAULTS.min_time_per_read * 1e3,
+    g.add_argument("--min-read-ms", type=argtypes.non_negative_float, default=_DEFAULTS.min_time_per_read * 1e3,
                    help="minimum duration of one timer read in ms (short layers run several "
                         f"calls per read) ({_DEFAULTS.min_time_per_read * 1e3:g})")
     g.add_argument("--clock", choices=("auto", "wall", "thread"), default="auto",

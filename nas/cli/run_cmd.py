@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from nas.cli import types as argtypes
 from nas.cli.options import add_data_workers, deprecated_alias
 from nas.errors import UserError
 from nas.pipeline import PRESETS, STAGES, RunPlan, read_run_config
@@ -53,12 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--space", help="search space " + preset_defaults("space"))
     p.add_argument("--data", help="data spec (default: the preset's; digits for 'default')")
-    p.add_argument("--epochs", type=int, help="supernet training epochs " + preset_defaults("epochs"))
-    p.add_argument("--n-samples", dest="samples", type=int,
+    p.add_argument("--epochs", type=argtypes.positive_int, help="supernet training epochs " + preset_defaults("epochs"))
+    p.add_argument("--n-samples", dest="samples", type=argtypes.positive_int,
                    help="how many subnets are measured for the predictor "
                    + preset_defaults("samples"))
-    deprecated_alias(p, "run", "--samples", "--n-samples", dest="samples", type=int)
-    p.add_argument("--budget", type=int,
+    deprecated_alias(p, "run", "--samples", "--n-samples", dest="samples",
+                     type=argtypes.positive_int)
+    p.add_argument("--budget", type=argtypes.positive_int,
                    help="predictor evaluations of the search " + preset_defaults("budget"))
     p.add_argument(
         "--latency-device", dest="device", choices=("onnxruntime", "cpu"),
@@ -74,23 +76,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="search constraint beyond the derived latency and memory bounds, "
                    "repeatable; quoted, or shell-safe METRIC:le:VALUE (e.g. 'flops<=2M', "
                    "params:le:20K)")
-    p.add_argument("--latency-bound", type=float, help="latency bound in ms (default: derived)")
+    p.add_argument("--latency-bound", type=argtypes.positive_float, help="latency bound in ms (default: derived)")
     p.add_argument(
         "--params-bound",
-        type=float,
+        type=argtypes.positive_float,
         help="parameter-count bound (default: the preset's; none for 'default')",
     )
     p.add_argument(
         "--finetune",
-        type=int,
+        type=argtypes.non_negative_int,
         metavar="EPOCHS",
         help="fine-tune each exported model "
         "EPOCHS epochs from its inherited weights (default: the preset's; 0: none)",
     )
-    p.add_argument("--seed", type=int, help="seed of every stage (default: the preset's, 0)")
+    p.add_argument("--seed", type=argtypes.seed, help="seed of every stage (default: the preset's, 0)")
     p.add_argument(
         "--workers",
-        type=int,
+        type=argtypes.parallel,
         help="local processes for measuring subnets (default: the preset's, 1 for 'default')",
     )
     add_data_workers(p)

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from nas.cli import types as argtypes
 from nas.cli.options import add_data_workers, deprecated_alias
 from nas.errors import UserError
 from nas.sample.draw import DEFAULT_BINS, STRATEGIES
@@ -26,29 +27,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--run", required=True, help="run folder written by 'nas train'")
-    p.add_argument("--n", type=int, required=True, help="number of distinct subnets to draw")
+    p.add_argument("--n", type=argtypes.positive_int, required=True, help="number of distinct subnets to draw")
     p.add_argument("--out", required=True, help="samples CSV (its sidecar: same name, .json)")
     p.add_argument("--strategy", choices=STRATEGIES, default="uniform",
                    help="uniform (space.sample) or flops (equal counts per log-FLOPs bin, "
                         "largest and smallest included); default uniform")
-    p.add_argument("--bins", type=int, default=DEFAULT_BINS,
+    p.add_argument("--bins", type=argtypes.positive_int, default=DEFAULT_BINS,
                    help=f"flops strategy: number of log-FLOPs bins ({DEFAULT_BINS})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the drawn list (0)")
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the drawn list (0)")
     p.add_argument("--table", dest="lut", default=None,
                    help="latency table (CSV of 'nas profile'); adds predicted latency_ms")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=argtypes.parallel, default=1,
                    help="parallel evaluations: local processes, or Ray CPUs with --ray-address local")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=argtypes.parallel, default=1,
                    help="torch threads per evaluation (1); results are identical for any "
                         "--workers at equal --threads")
     p.add_argument("--ray-address", default=None,
                    help="run as Ray tasks: 'local' (a new local instance), 'auto' or HOST:PORT "
                         "(see docs/ray.md)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    p.add_argument("--recal-batches", type=int, default=8,
+    p.add_argument("--recal-batches", type=argtypes.positive_int, default=8,
                    help="BN recalibration batches per subnet (8)")
-    p.add_argument("--recal-batch-size", type=int, default=64, help="their batch size (64)")
-    p.add_argument("--eval-seed", type=int, default=0,
+    p.add_argument("--recal-batch-size", type=argtypes.positive_int, default=64, help="their batch size (64)")
+    p.add_argument("--eval-seed", type=argtypes.seed, default=0,
                    help="base seed of the per-subnet recalibration batches (0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true",

@@ -7,10 +7,10 @@ import logging
 import shlex
 import sys
 
-from nas.cli.options import deprecated_alias
-
 # Read from the searcher registry, whose registering modules are light: building the parser does
 # not import the search engine (pandas, scipy, optuna).
+from nas.cli import types as argtypes
+from nas.cli.options import deprecated_alias
 from nas.search.algorithms.optuna_samplers import SAMPLERS
 from nas.search.registry import searcher_names, searcher_specs
 
@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, default=1000,
                    help="architectures to evaluate (1000); for mp the number of MILP solutions "
                         "is --mp-points")
-    p.add_argument("--seed", type=int, default=0, help="seed (0): same seed, same search")
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed (0): same seed, same search")
     p.add_argument("--resume", action="store_true",
                    help="continue the search in --out (same settings; --budget may grow)")
     src = p.add_argument_group("what the metrics come from")
@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--run", default=None,
                      help="trained supernet run ('nas train'): accuracy is measured on the "
                           "validation split when no --predictor is given")
-    src.add_argument("--workers", type=int, default=1,
+    src.add_argument("--workers", type=argtypes.parallel, default=1,
                      help="parallel measurements with --run (local processes, or Ray CPUs)")
     src.add_argument("--device", default="cpu", help="device for measurements (cpu, cuda)")
     algo = p.add_argument_group("algorithm options")
@@ -92,10 +92,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="optuna: run trials as Ray Tune trials; measured accuracy: measure as "
                            "Ray tasks. 'local' (a new local instance), 'auto' or HOST:PORT")
     ref = p.add_argument_group("LINAS-style refinement (needs --run and --predictor)")
-    ref.add_argument("--validate-every", type=int, default=None, metavar="N",
+    ref.add_argument("--validate-every", type=argtypes.positive_int, default=None, metavar="N",
                      help="every N evaluations measure the front's best candidates with the "
                           "supernet, refit the predictor on its samples plus them, continue")
-    ref.add_argument("--validate-top", type=int, default=5,
+    ref.add_argument("--validate-top", type=argtypes.positive_int, default=5,
                      help="candidates measured per round (5)")
     ref.add_argument("--samples", default=None,
                      help="the predictor's training samples CSV (default: the path in its card)")

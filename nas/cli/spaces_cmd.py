@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from nas import budget
+from nas.cli import types as argtypes
 from nas.errors import UserError
 from nas.spaces import load_space, shipped_spaces
 from nas.spaces.extremes import cost_ranges
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "name or a YAML path): the space in full.",
     )
     p.add_argument("name", nargs="?", help="a shipped space name or a path to a space YAML file")
-    p.add_argument("--batch", type=int, default=16,
+    p.add_argument("--batch", type=argtypes.positive_int, default=16,
                    help="batch of the memory estimates printed for NAME (16: nas train's default)")
     p.set_defaults(func=run)
 

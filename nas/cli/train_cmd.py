@@ -8,7 +8,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from nas.arch import Architecture
-from nas.cli.options import DATA_WORKERS_HELP, non_negative_int
+from nas.cli import types as argtypes
+from nas.cli.options import DATA_WORKERS_HELP
 from nas.errors import UserError
 from nas.train.config import DISTILL, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 
@@ -20,29 +21,29 @@ _OPTIONS: dict[str, dict] = {
         "help": "data spec: digits (default), fashion-mnist[:PATH], idx:PATH, cifar10:PATH, "
         "cifar100:PATH, folder:PATH, npz:PATH"
     },
-    "data_seed": {"type": int, "help": "seed of the train/val/test split (default 0)"},
-    "epochs": {"type": int, "help": "training epochs (default 15)"},
-    "batch_size": {"type": int, "help": "training batch size (default 16)"},
+    "data_seed": {"type": argtypes.seed, "help": "seed of the train/val/test split (default 0)"},
+    "epochs": {"type": argtypes.positive_int, "help": "training epochs (default 15)"},
+    "batch_size": {"type": argtypes.positive_int, "help": "training batch size (default 16)"},
     "schedule": {"choices": SCHEDULES, "help": "which subnets each step trains (default sandwich)"},
-    "sandwich_n": {"type": int, "help": "random subnets per step besides largest/smallest (2)"},
-    "delay_fraction": {"type": float, "help": "delayed: fraction of epochs on the largest (0.5)"},
+    "sandwich_n": {"type": argtypes.non_negative_int, "help": "random subnets per step besides largest/smallest (2)"},
+    "delay_fraction": {"type": argtypes.fraction, "help": "delayed: fraction of epochs on the largest (0.5)"},
     "phase_fractions": {
-        "type": lambda s: tuple(float(v) for v in s.split(",")),
+        "type": argtypes.float_list(argtypes.fraction, length=3, name="phase_fractions"),
         "help": "progressive: where the operator,depth,width phases start (0.25,0.5,0.75)",
     },
     "arch": {
         "help": "fixed: the one architecture to train (short string, JSON, or a JSON file)",
     },
     "optimizer": {"choices": OPTIMIZERS, "help": "adamw (default) or sgd"},
-    "lr": {"type": float, "help": "peak learning rate (default 3e-3 adamw, 0.05 sgd)"},
-    "weight_decay": {"type": float, "help": "weight decay (default 0.05 adamw, 4e-5 sgd)"},
-    "warmup_epochs": {"type": float, "help": "linear warm-up epochs before the cosine (1)"},
-    "label_smoothing": {"type": float, "help": "label smoothing of the largest's loss (0.1)"},
-    "grad_clip": {"type": float, "help": "gradient-norm clip, 0 for none (5.0)"},
+    "lr": {"type": argtypes.learning_rate, "help": "peak learning rate (default 3e-3 adamw, 0.05 sgd)"},
+    "weight_decay": {"type": argtypes.non_negative_float, "help": "weight decay (default 0.05 adamw, 4e-5 sgd)"},
+    "warmup_epochs": {"type": argtypes.non_negative_float, "help": "linear warm-up epochs before the cosine (1)"},
+    "label_smoothing": {"type": argtypes.float_range(0.0, 1.0, hi_open=True, name="label_smoothing"), "help": "label smoothing of the largest's loss (0.1)"},
+    "grad_clip": {"type": argtypes.non_negative_float, "help": "gradient-norm clip, 0 for none (5.0)"},
     "distill": {"choices": DISTILL, "help": "in-place distillation loss (soft_ce)"},
-    "temperature": {"type": float, "help": "distillation temperature (1.0)"},
+    "temperature": {"type": argtypes.positive_float, "help": "distillation temperature (1.0)"},
     "distill_weight": {
-        "type": float,
+        "type": argtypes.fraction,
         "help": "weight of distillation vs labels for the other subnets (0.25)",
     },
     "augment": {
@@ -57,16 +58,16 @@ _OPTIONS: dict[str, dict] = {
         "action": argparse.BooleanOptionalAction,
         "help": "channels-last input layout, 2-3x faster CPU convolutions (default on)",
     },
-    "seed": {"type": int, "help": "seed of init, dropout, subnet sampling and batches (0)"},
+    "seed": {"type": argtypes.seed, "help": "seed of init, dropout, subnet sampling and batches (0)"},
     "device": {"help": "cpu (default), cuda or cuda:N"},
     "precision": {
         "choices": PRECISIONS,
         "help": "fp32 (default), or bf16: forward passes and losses under bfloat16 autocast",
     },
-    "threads": {"type": int, "help": "torch CPU threads (default: torch's choice)"},
-    "data_workers": {"type": non_negative_int, "metavar": "N", "help": DATA_WORKERS_HELP},
-    "eval_every": {"type": int, "help": "validate largest/smallest every N epochs (1)"},
-    "recal_batches": {"type": int, "help": "BN recalibration batches before validation (8)"},
+    "threads": {"type": argtypes.parallel, "help": "torch CPU threads (default: torch's choice)"},
+    "data_workers": {"type": argtypes.data_workers, "metavar": "N", "help": DATA_WORKERS_HELP},
+    "eval_every": {"type": argtypes.positive_int, "help": "validate largest/smallest every N epochs (1)"},
+    "recal_batches": {"type": argtypes.positive_int, "help": "BN recalibration batches before validation (8)"},
 }
 
 
@@ -100,7 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # setting: it decides where the run executes, and a run may be resumed with other workers.
     p.add_argument(
         "--workers",
-        type=int,
+        type=argtypes.parallel,
         default=None,
         help="data-parallel Ray Train workers (default 1: this process, no Ray); --batch-size "
         "stays the global batch, split across the workers",

@@ -26,6 +26,10 @@ import contextlib
 import logging
 import os
 import re
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -44,7 +48,7 @@ AUTH_MODE_VAR = "RAY_AUTH_MODE"
 _ADDRESS_RE = re.compile(r"^(auto|(ray://)?\[?[A-Za-z0-9_.:-]+\]?:\d{1,5})$")
 
 
-class TaskFailedError(RuntimeError):
+class TaskFailedError(UserError, RuntimeError):
     """A task failed for good (its own exception, or its worker died more than max_retries times)."""
 
 
@@ -226,7 +230,9 @@ def map_tasks(
         index = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(refs)
         pending = list(refs)
-        with _progress(len(refs), desc, progress) as bar:
+        done = 0
+        with _progress(len(refs), desc, progress) as bar, _ray_failures_as_one_line(
+                lambda: done, len(refs)):
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 if pending:  # also collect whatever else is already finished
@@ -243,8 +249,32 @@ def map_tasks(
                         raise
                     if on_result is not None:
                         on_result(i, results[i])
+                    done += 1
                     bar.update(1)
         return results
+
+
+class RayFailure(UserError):
+    """Ray itself failed (a worker or system process died past its retries, a node was lost, the
+    connection dropped): not an error of the task's code. Results handed to ``on_result`` before
+    it are kept, so the same command continues where it stopped."""
+
+
+@contextlib.contextmanager
+def _ray_failures_as_one_line(finished: Callable[[], int], total: int) -> Iterator[None]:
+    ray = _ray()
+    try:
+        yield
+    except ray.exceptions.RayTaskError:
+        raise  # the task's own exception: the caller's to report
+    except (ray.exceptions.RayError, ConnectionError) as exc:
+        notes = "; ".join(getattr(exc, "__notes__", []))
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise RayFailure(
+            f"Ray failed ({type(exc).__name__}: {first}{'; ' + notes if notes else ''}) after "
+            f"{finished()} of {total} tasks; their results are kept: run the same command again "
+            "to continue"
+        ) from exc
 
 
 def map_local(
@@ -303,7 +333,7 @@ def _pool_map(fn: Callable[..., Any], items: list[Any], shared: dict[str, Any], 
         with ProcessPoolExecutor(
             max_workers=min(processes, len(todo)),
             mp_context=multiprocessing.get_context(mp_context),
-            initializer=_worker_init, initargs=(payload,),
+            initializer=_worker_init, initargs=(payload, os.getpid()),
         ) as pool:
             futures: dict[Future, int] = {pool.submit(_worker_call, items[i]): i for i in sorted(todo)}
             broken: BaseException | None = None
@@ -341,10 +371,34 @@ def _pool_map(fn: Callable[..., Any], items: list[Any], shared: dict[str, Any], 
 _WORKER_PAYLOAD: dict[str, Any] = {}
 
 
-def _worker_init(payload: bytes) -> None:
+def _worker_init(payload: bytes, parent_pid: int) -> None:
     import cloudpickle
 
+    die_with_parent(parent_pid)
     _WORKER_PAYLOAD["fn"], _WORKER_PAYLOAD["shared"] = cloudpickle.loads(payload)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this worker process when its parent dies, even by SIGKILL (a pool worker waits on a
+    queue it holds both ends of, so it would otherwise wait forever, an orphan holding memory).
+
+    Linux: the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``); elsewhere
+    a daemon thread checks the parent once a second.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    else:
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def _worker_call(item: Any) -> Any:

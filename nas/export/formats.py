@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from nas.errors import UserError
-from nas.io import atomic_write_json
+from nas.io import atomic_write_json, disk_full_as_os_error
 
 log = logging.getLogger(__name__)
 
@@ -140,36 +140,37 @@ def export_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=out))
-    try:
-        ctx = _Ctx(net, x, x_trace, x_more, expected, expected_more, atol, dynamic_batch)
-        ctx.onnx_metadata = dict(onnx_metadata or {})
-        files: dict[str, Path] = {}
-        record: dict[str, Any] = {"formats": list(fmts), "checks": {}, "notes": []}
-        if "pt" in fmts:
-            files.update(_export_pt(ctx, staging, name, record))
-        if "torchscript" in fmts:
-            files["torchscript"] = _export_torchscript(ctx, staging / f"{name}.torchscript.pt", record)
-        if "onnx" in fmts:
-            files["onnx"] = _export_onnx(ctx, staging / f"{name}.onnx", record, opset, onnx_exporter)
-        files["example"] = staging / f"{name}.example.npz"
-        _write_example(files["example"], x, expected)
-        if standalone_check and any(k in files for k in ("torchscript", "onnx", "pt2")):
-            from nas.export.verify import verify_standalone
+    with disk_full_as_os_error(out):  # torch's writers report a full disk as RuntimeError
+        try:
+            ctx = _Ctx(net, x, x_trace, x_more, expected, expected_more, atol, dynamic_batch)
+            ctx.onnx_metadata = dict(onnx_metadata or {})
+            files: dict[str, Path] = {}
+            record: dict[str, Any] = {"formats": list(fmts), "checks": {}, "notes": []}
+            if "pt" in fmts:
+                files.update(_export_pt(ctx, staging, name, record))
+            if "torchscript" in fmts:
+                files["torchscript"] = _export_torchscript(ctx, staging / f"{name}.torchscript.pt", record)
+            if "onnx" in fmts:
+                files["onnx"] = _export_onnx(ctx, staging / f"{name}.onnx", record, opset, onnx_exporter)
+            files["example"] = staging / f"{name}.example.npz"
+            _write_example(files["example"], x, expected)
+            if standalone_check and any(k in files for k in ("torchscript", "onnx", "pt2")):
+                from nas.export.verify import verify_standalone
 
-            record["standalone"] = {
-                "max_abs_diff": verify_standalone(files, x, expected, atol=atol),
-                "how": "fresh `python -I` subprocess with this package's folders removed from "
-                "sys.path; `import nas` asserted to fail",
-            }
-        final = {kind: out / path.name for kind, path in files.items()}
-        for kind, path in files.items():
-            os.replace(path, final[kind])
-        final["manifest"] = atomic_write_json(
-            out / MANIFEST_NAME, _manifest(name, x, expected, final, record, atol)
-        )
-        return final
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+                record["standalone"] = {
+                    "max_abs_diff": verify_standalone(files, x, expected, atol=atol),
+                    "how": "fresh `python -I` subprocess with this package's folders removed from "
+                    "sys.path; `import nas` asserted to fail",
+                }
+            final = {kind: out / path.name for kind, path in files.items()}
+            for kind, path in files.items():
+                os.replace(path, final[kind])
+            final["manifest"] = atomic_write_json(
+                out / MANIFEST_NAME, _manifest(name, x, expected, final, record, atol)
+            )
+            return final
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 class _Ctx:

@@ -8,8 +8,8 @@ module knows nothing about search spaces::
 
 Units are measured in chunks of ``chunk_size`` with :func:`nas.latency.timing.measure_many`
 (interleaved rounds inside a chunk); the table is saved atomically after a chunk whenever
-``save_every_s`` seconds passed since the last save, and always at the end, so an interrupted run
-loses at most that much work.
+``save_every_s`` seconds passed since the last save (by default after every chunk), and always at
+the end, so an interrupted run, or one whose disk fills up, keeps every chunk saved before.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def fill_missing(
     *,
     rng: np.random.Generator,
     chunk_size: int = 16,
-    save_every_s: float = 30.0,
+    save_every_s: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[str]:
     """Measure every key of ``builders`` missing from ``table``; returns the keys measured.

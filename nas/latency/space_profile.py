@@ -26,7 +26,7 @@ import math
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -80,8 +80,13 @@ def protocol_for(
 
 def protocol_of(table: LatencyTable) -> TimingProtocol:
     """The timing protocol a table was measured with (from its metadata)."""
+    return protocol_from(table.meta.protocol)
+
+
+def protocol_from(settings: Mapping[str, Any] | None) -> TimingProtocol:
+    """A protocol from a table's recorded settings; settings it lacks take their defaults."""
     names = TimingProtocol.__dataclass_fields__
-    return TimingProtocol(**{k: v for k, v in table.meta.protocol.items() if k in names})
+    return TimingProtocol(**{k: v for k, v in (settings or {}).items() if k in names})
 
 
 # ----- architecture sets ----------------------------------------------------------------------
@@ -314,7 +319,7 @@ def profile_space(
     ray_address: str | None = None,
     resource: str | None = None,
     chunk_size: int = 16,
-    save_every_s: float = 30.0,
+    save_every_s: float = 0.0,
     progress: bool = True,
     say: Say = print,
 ) -> ProfileResult:

@@ -37,12 +37,14 @@ from nas.errors import IncompatibleFileError
 from nas.io import atomic_write, atomic_write_text
 from nas.latency.space_profile import (
     measure_networks,
+    protocol_from,
     protocol_of,
     stored_calibration_archs,
     validation_archs,
 )
 from nas.latency.space_units import check_table, predict_latency
 from nas.latency.table import LatencyTable
+from nas.latency.timing import protocol_description
 from nas.spaces.schema import SearchSpace
 from nas.units import arch_keys
 
@@ -279,7 +281,7 @@ def _markdown(result: ValidationResult, command: str, png: str, csv_name: str) -
     meta = result.table_meta
     cal = meta.get("calibration") or {}
     cal_set = (meta.get("notes") or {}).get("calibration_set") or {}
-    proto = meta["protocol"]
+    proto = protocol_description(protocol_from(meta.get("protocol")))  # complete, as measured
     r = result.repeatability
     lines = [
         f"# Latency table validation: {result.space} on {meta['device']}/{meta['runtime']}",
@@ -370,7 +372,8 @@ def profile_command(meta: dict[str, Any], out: str) -> str:
     settings spelled out)."""
     from nas.latency.timing import TimingProtocol
 
-    proto, default = meta["protocol"], TimingProtocol()
+    proto = protocol_description(protocol_from(meta.get("protocol")))  # complete
+    default = TimingProtocol()
     device = "onnxruntime" if meta["runtime"] == "onnxruntime" else meta["device"]
     cal_set = (meta.get("notes") or {}).get("calibration_set") or {}
     parts = [

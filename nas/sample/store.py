@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from nas.arch import Architecture
 from nas.errors import IncompatibleFileError, SpaceError, UserError
-from nas.io import atomic_write_json
+from nas.io import atomic_write_json, open_for_append
 from nas.spaces import SearchSpace, space_from_dict
 
 FORMAT = "nas-samples"
@@ -138,7 +138,8 @@ class SampleRows:
 
 def _drop_partial_tail(path: Path) -> None:
     """Truncate a last line without its newline (the row a crash interrupted)."""
-    with open(path, "rb+") as f:
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))  # never truncate a link's target
+    with os.fdopen(fd, "rb+") as f:
         f.seek(0, os.SEEK_END)
         size = f.tell()
         if size == 0:
@@ -224,7 +225,7 @@ class SampleWriter:
             raise UserError(f"{self.path}: samples are appended to a plain .csv, not a .gz")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
-        self._file = open(self.path, "a", newline="", encoding="utf-8")
+        self._file = open_for_append(self.path)
         self._writer = csv.writer(self._file, lineterminator="\n")
         if new:
             self._writer.writerow(COLUMNS)

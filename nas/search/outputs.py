@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from nas.arch import Architecture
-from nas.io import atomic_write, atomic_write_json, atomic_write_text
+from nas.io import atomic_write, atomic_write_json, atomic_write_text, real_folder
 from nas.search.result import SearchResult
 
 REPORTED: tuple[str, ...] = ("accuracy", "val_acc", "latency_ms", "flops", "macs", "params",
@@ -160,7 +160,7 @@ def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
 def write_front_jsons(out: Path, front: Sequence[FrontMember], extra: Mapping[str, Any]) -> list[Path]:
     """``front/<arch_id>.json`` per member; stale files of an earlier front are removed."""
     folder = out / FRONT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    real_folder(folder)
     paths = []
     for rank, m in enumerate(front):
         paths.append(atomic_write_json(folder / f"{m.arch_id}.json",

@@ -49,6 +49,16 @@ def shipped_spaces() -> list[str]:
     return sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml"))
 
 
+def yaml_error_line(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: where, and what (PyYAML's own message spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if "python/" in problem:
+        problem += " (Python tags are refused: a space file is data, never code)"
+    return f"malformed YAML{where}: {problem}"
+
+
 def load_space(name_or_path: str | os.PathLike | SearchSpace) -> SearchSpace:
     """A shipped space by name (``hybrid-cifar``) or a user's YAML file by path."""
     if isinstance(name_or_path, SearchSpace):
@@ -67,7 +77,7 @@ def load_space(name_or_path: str | os.PathLike | SearchSpace) -> SearchSpace:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise SpaceError(f"{path}: malformed YAML: {exc}") from None
+        raise SpaceError(f"{path}: {yaml_error_line(exc)}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpaceError(f"{path}: cannot read the file: {exc}") from None
     return space_from_dict(data, where=str(path))

@@ -39,7 +39,7 @@ from nas.arch import Architecture
 from nas.data import BatchLoader, DatasetSplits, check_channels
 from nas.devices import parse_device
 from nas.errors import IncompatibleFileError, SpaceError, UserError
-from nas.io import atomic_write_json
+from nas.io import atomic_write_json, open_for_append
 from nas.spaces import SearchSpace, load_space
 from nas.supernet import Supernet
 from nas.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
@@ -105,7 +105,7 @@ class RunLog:
     def __call__(self, message: str) -> None:
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
+        with open_for_append(self.path) as f:
             f.write(f"{stamp} {message}\n")
         if self.echo:
             tqdm.write(message)
@@ -302,6 +302,8 @@ def _run(
         restore_rng(state["rng"], run.sampler)
         start = int(state["epoch"])
         history = [dict(r) for r in state.get("history", [])]
+        # the checkpoint is the commit: a kill after it but before metrics.csv left that behind
+        write_metrics(paths.metrics, history)
         run.log(f"resumed from {paths.checkpoint} after epoch {start} of {config.epochs}")
         saved_epochs = int(state.get("config", {}).get("epochs", config.epochs))
         extended = config.epochs != saved_epochs
