@@ -10,10 +10,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from nas import costs
+from nas.blocks.kinds.mixer import mix_tokens
 from nas.errors import SpaceError
 from nas.memory_trace import measure_peak_memory
 from nas.spaces import load_space
-from nas.supernet import Supernet, static
+from nas.supernet import Supernet
 from tests.conftest import randomise_bn
 
 SAMPLES = {"hybrid-tiny": 25, "hybrid-cifar": 12, "ofa-mbv3": 3}
@@ -145,5 +146,5 @@ def test_every_block_kind_trains_forward_and_backward(arch_str):
 
 def test_mix_tokens_pads_and_crops():
     y = torch.arange(2 * 3 * 3 * 4, dtype=torch.float32).reshape(2, 3, 3, 4)
-    out = static.mix_tokens(y, 2, lambda z: z)
+    out = mix_tokens(y, 2, lambda z: z)
     assert torch.equal(out, y)

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import singledispatch
 
 import numpy as np
 import torch
 from torch import nn
 
 from nas.arch import Architecture, Stage
+from nas.blocks.registry import kind_names
 from nas.costs import unit_params
 from nas.errors import IncompatibleFileError
 from nas.latency.table import LatencyTable
@@ -38,22 +38,17 @@ from nas.spaces.schema import SearchSpace, conv_out, stage_input_sizes
 from nas.spaces.tables import CostRule
 from nas.supernet import static
 from nas.units import (
-    AttnUnit,
-    ConvUnit,
-    HeadUnit,
-    MixerUnit,
     StemUnit,
-    TransitionUnit,
     Unit,
     arch_keys,
     arch_units,
     head_unit,
     layer_units,
-    se_hidden,
     stem_unit,
 )
 
-UNIT_KINDS: tuple[str, ...] = ("stem", "conv", "trans", "attn", "mixer", "head")
+# unit kinds (the text before a key's first ':'): the network's own units and every block kind
+UNIT_KINDS: tuple[str, ...] = ("stem", "trans", "head", *kind_names())
 Builder = Callable[[], tuple[nn.Module, torch.Tensor]]
 
 
@@ -140,58 +135,14 @@ def unit_kind(key: str) -> str:
 # ----- modules ------------------------------------------------------------------------------
 
 
-@singledispatch
 def unit_module(unit: Unit) -> nn.Module:
     """The static module that runs ``unit`` (same classes as ``Supernet.extract``), torch init."""
-    raise TypeError(f"no module rule for {type(unit).__name__}")
-
-
-@unit_module.register
-def _(u: StemUnit) -> nn.Module:
-    return static.ConvBN(u.c_in, u.c_out, u.kernel, u.stride, act=u.act)
-
-
-@unit_module.register
-def _(u: ConvUnit) -> nn.Module:
-    expand = u.expand != 1
-    hidden = u.hidden if expand else u.c_in
-    return static.MBConv(
-        u.c_in,
-        u.c_out,
-        hidden,
-        u.kernel,
-        u.stride,
-        u.act,
-        se_hidden(hidden) if u.se else None,
-        expand=expand,
-        residual=u.residual,
-    )
-
-
-@unit_module.register
-def _(u: TransitionUnit) -> nn.Module:
-    return static.ConvBN(u.c_in, u.c_out, u.kernel, u.stride)
-
-
-@unit_module.register
-def _(u: AttnUnit) -> nn.Module:
-    return static.AttentionBlock(u.c, u.heads, u.head_dim, u.mlp_hidden)
-
-
-@unit_module.register
-def _(u: MixerUnit) -> nn.Module:
-    return static.MixerBlock(u.c, u.window, u.token_hidden, u.channel_hidden)
-
-
-@unit_module.register
-def _(u: HeadUnit) -> nn.Module:
-    return static.Head(u.c_in, u.width, u.hidden, u.num_classes, u.act, dropout=0.0)
+    return unit.module()
 
 
 def unit_input_shape(unit: Unit, batch: int = 1) -> tuple[int, ...]:
     """Shape of the unit's input: ``(B, C, H, W)``."""
-    c = unit.c if isinstance(unit, AttnUnit | MixerUnit) else unit.c_in
-    return (int(batch), c, unit.size, unit.size)
+    return (int(batch), unit.in_channels, unit.size, unit.size)
 
 
 def randomize_(module: nn.Module, rng: np.random.Generator) -> nn.Module:

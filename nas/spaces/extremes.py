@@ -21,15 +21,9 @@ def _combine(kind: str) -> Callable[[float, float], float]:
     return (lambda a, b: a + b) if kind == "sum" else max
 
 
-def _input_numel(unit: Unit) -> int:
-    if hasattr(unit, "c_in"):
-        return unit.c_in * unit.size * unit.size
-    return unit.c * unit.size * unit.size
-
-
 def memory_cost(unit: Unit) -> float:
     """Per-unit peak bytes (the network's peak is the max over units)."""
-    return float(unit_peak_bytes(unit, _input_numel(unit)))
+    return float(unit_peak_bytes(unit, unit.input_numel()))
 
 
 def cost_extreme(
