@@ -44,23 +44,9 @@ def test_extract_equals_supernet_forward(case):
 def test_extracted_model_is_static_and_standalone(case):
     space, net, archs = case
     model = net.extract(archs[0])
-    allowed = (
-        torch.nn.Conv2d,
-        torch.nn.BatchNorm2d,
-        torch.nn.Linear,
-        torch.nn.LayerNorm,
-        torch.nn.ReLU,
-        torch.nn.Hardswish,
-        torch.nn.GELU,
-        torch.nn.SiLU,
-        torch.nn.Hardsigmoid,
-        torch.nn.AdaptiveAvgPool2d,
-        torch.nn.Flatten,
-        torch.nn.Dropout,
-    )
-    for m in model.modules():
+    for m in model.modules():  # plain torch layers only (any kind's, not a hand-kept list)
         if not list(m.children()):
-            assert isinstance(m, allowed), type(m)
+            assert type(m).__module__.startswith("torch.nn.modules."), type(m)
     # it owns its weights: changing the supernet afterwards does not change it
     x = torch.randn(1, space.in_channels, archs[0].resolution, archs[0].resolution)
     before = model(x)
