@@ -17,7 +17,7 @@ from nas.spaces import load_space
 from nas.supernet import Supernet
 from tests.conftest import randomise_bn
 
-SAMPLES = {"hybrid-tiny": 25, "hybrid-cifar": 12, "ofa-mbv3": 3}
+SAMPLES = {"hybrid-tiny": 25, "hybrid-cifar": 12, "ofa-mbv3": 3, "hybrid-metaformer": 4}
 
 
 @pytest.fixture(scope="module", params=list(SAMPLES))
