@@ -33,19 +33,11 @@ from nas.blocks.registry import kind_names
 from nas.costs import unit_params
 from nas.errors import IncompatibleFileError
 from nas.latency.table import LatencyTable
+from nas.spaces.cells import CostRule, space_cells
 from nas.spaces.ops import stage_layer_choices
-from nas.spaces.schema import SearchSpace, conv_out, stage_input_sizes
-from nas.spaces.tables import CostRule
+from nas.spaces.schema import SearchSpace
 from nas.supernet import static
-from nas.units import (
-    StemUnit,
-    Unit,
-    arch_keys,
-    arch_units,
-    head_unit,
-    layer_units,
-    stem_unit,
-)
+from nas.units import StemUnit, Unit, arch_keys, arch_units
 
 # unit kinds (the text before a key's first ':'): the network's own units and every block kind
 UNIT_KINDS: tuple[str, ...] = ("stem", "trans", "head", *kind_names())
@@ -65,24 +57,22 @@ class _Where:
 
 
 def _walk(space: SearchSpace) -> Iterator[tuple[Unit, _Where]]:
-    """Every (unit, where) reachable in ``space``, in a fixed order (duplicates included)."""
-    for res in space.resolutions:
-        yield stem_unit(space, res), _Where(res)
-        sizes = stage_input_sizes(space, res)
-        prev_widths: tuple[int, ...] = (space.stem.width,)
-        for i, stage in enumerate(space.stages):
-            size, inner = sizes[i], conv_out(sizes[i], stage.stride)
-            for w in stage.widths:
-                for c, layer in enumerate(stage_layer_choices(stage)):
-                    for p in prev_widths:
-                        for unit in layer_units(space, i, 0, layer, p, w, size):
-                            yield unit, _Where(res, i, p, w, c, 0)
-                    if stage.max_depth > 1:
-                        for unit in layer_units(space, i, 1, layer, w, w, inner):
-                            yield unit, _Where(res, i, None, w, c, 1)
-            prev_widths = stage.widths
-        for p in prev_widths:
-            yield head_unit(space, p, sizes[-1]), _Where(res, len(space.stages), p)
+    """Every (unit, where) reachable in ``space``, in a fixed order (duplicates included): the
+    units of every cell of :func:`nas.spaces.cells.space_cells`."""
+    cells = space_cells(space)
+    n = len(space.stages)
+    for index, units in cells.walk():
+        resolution = space.resolutions[index.res]
+        if index.stage < 0:
+            where = _Where(resolution)
+        elif index.stage == n:
+            where = _Where(resolution, n, space.stages[-1].widths[index.w_in])
+        else:
+            prev = cells.input_widths(index.stage)[index.w_in] if index.position == 0 else None
+            width = space.stages[index.stage].widths[index.w_out]
+            where = _Where(resolution, index.stage, prev, width, index.choice, index.position)
+        for unit in units:
+            yield unit, where
 
 
 def space_units(space: SearchSpace) -> dict[str, Unit]:

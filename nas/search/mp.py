@@ -219,6 +219,12 @@ class MILPSearch:
                 f"cost name(s) {', '.join(clash)} are built in (exact, from nas.costs); "
                 "name your own costs otherwise"
             )
+        not_summed = sorted(name for name, rule in (costs or {}).items() if rule.combine != "sum")
+        if not_summed:
+            raise UserError(
+                f"cost(s) {', '.join(not_summed)} combine units by a maximum; the MILP takes "
+                "summed costs (and bounds peak memory itself as 'memory')"
+            )
         self.costs: dict[str, AdditiveCost] = {**builtin, **dict(costs or {})}
         self.bounds = normalize_constraints(constraints)
         self._check_metrics(self.bounds)

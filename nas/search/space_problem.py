@@ -163,7 +163,7 @@ class TableLatency:
 
     ``additive`` is True when the calibration is a sum over units; then :attr:`rule` is the
     per-unit :class:`~nas.spaces.tables.CostRule` (intercept carried by the stem) and
-    :meth:`additive_cost` the MILP's :class:`~nas.search.mp_costs.AdditiveCost`. Otherwise
+    :meth:`additive_cost` the MILP's (the same type, with the intercept as its offset). Otherwise
     :meth:`predict` decodes and calls :func:`~nas.latency.space_units.predict_latency`.
     A table of another space, or one that lacks keys the space can use, is refused.
     """
@@ -198,7 +198,7 @@ class TableLatency:
     def additive_cost(self) -> Any:
         """The prediction as a MILP cost; refuses a calibration that is not additive over units."""
         from nas.latency.space_units import unit_cost_ms
-        from nas.search.mp_costs import AdditiveCost
+        from nas.spaces.cells import CostRule
 
         if not self.additive:
             raise UserError(
@@ -208,7 +208,7 @@ class TableLatency:
         cal = self.table.calibration
         offset = float(cal.intercept) if cal is not None else 0.0
         predict = self.predict
-        return AdditiveCost(unit_cost_ms(self.table), offset=offset,
+        return CostRule(unit_cost_ms(self.table), offset=offset,
                             evaluate=lambda _space, arch: float(predict([arch])[0]))
 
     def describe(self) -> dict[str, Any]:
@@ -429,8 +429,8 @@ class SpaceProblem(MetricProblem):
         return self._ranges[metric]
 
     def _range(self, metric: str) -> tuple[float, float] | None:
-        from nas.costs import unit_macs, unit_params
-        from nas.spaces.extremes import cost_extreme, memory_cost
+        from nas.spaces.cells import cost_rules
+        from nas.spaces.extremes import cost_extreme
 
         def extremes(unit_cost: Callable[[Any], float], combine: str) -> tuple[float, float]:
             return (cost_extreme(self.space, unit_cost, combine=combine, pick="min"),
@@ -438,9 +438,8 @@ class SpaceProblem(MetricProblem):
 
         if metric in _COST_BASE:
             base, scale = _COST_BASE[metric]
-            fn, combine = {"macs": (unit_macs, "sum"), "params": (unit_params, "sum"),
-                           "memory": (memory_cost, "max")}[base]
-            lo, hi = extremes(fn, combine)
+            rule = cost_rules()[base]
+            lo, hi = extremes(rule.unit_cost, rule.combine)
             return scale * lo, scale * hi
         if metric in LATENCY_METRICS and self.latency is not None and self.latency.additive:
             return extremes(self.latency.rule.unit_cost, "sum")
