@@ -15,6 +15,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check nas predictors tests
+	$(BIN)/mypy  # files and settings: [tool.mypy] in pyproject.toml
 
 # Fashion-MNIST (Debian's dataset-fashion-mnist; needs root or sudo) and the main result on it
 fashion-mnist: install

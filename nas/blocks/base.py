@@ -90,7 +90,7 @@ def check_choices(
             raise SpaceError(f"{where}: {v!r} is a boolean; expected {_kind_name(kind)}")
         if not isinstance(v, kind):
             raise SpaceError(f"{where}: {v!r} is not {_kind_name(kind)}")
-        if positive and not isinstance(v, bool) and v <= 0:
+        if positive and isinstance(v, int | float) and not isinstance(v, bool) and v <= 0:
             raise SpaceError(f"{where}: {v!r} must be > 0")
         out.append(v)
     if len(set(out)) != len(out):
@@ -351,7 +351,7 @@ class BlockKind:
         module with copied weights."""
         raise NotImplementedError
 
-    def zero_init_(self, block: nn.Module, first: bool) -> int:
+    def zero_init_(self, block: Any, first: bool) -> int:
         """Zero the last scale of each residual branch of ``block`` (BigNAS init); how many."""
         raise NotImplementedError
 

@@ -151,7 +151,7 @@ class ElasticLayerNorm(nn.LayerNorm):
 
 
 class ElasticConv1x1(nn.Module):
-    """1x1 conv with bias (squeeze-excite), first-k channels."""
+    """1x1 conv with bias (squeeze-excite, channel MLPs), first-k channels."""
 
     def __init__(self, max_in: int, max_out: int) -> None:
         super().__init__()
@@ -160,6 +160,12 @@ class ElasticConv1x1(nn.Module):
 
     def forward(self, x: torch.Tensor, c_out: int) -> torch.Tensor:
         return F.conv2d(x, self.weight[:c_out, : x.shape[1]], self.bias[:c_out])
+
+    def export(self, c_in: int, c_out: int) -> nn.Conv2d:
+        m = nn.Conv2d(c_in, c_out, 1)
+        copy_(m.weight, self.weight[:c_out, :c_in])
+        copy_(m.bias, self.bias[:c_out])
+        return m
 
 
 class ElasticHead(nn.Module):

@@ -32,7 +32,7 @@ from nas.blocks.base import (
 from nas.errors import SpaceError
 from nas.memory import OpGraph, conv_bn_ops
 from nas.supernet import static
-from nas.supernet.elastic import ElasticConv1x1, ElasticConvBN, conv_bn_params, copy_
+from nas.supernet.elastic import ElasticConv1x1, ElasticConvBN, conv_bn_params
 
 
 def conv_hidden(c_in: int, expand: float) -> int:
@@ -208,7 +208,8 @@ class ElasticMBConv(nn.Module):
     ) -> torch.Tensor:
         c_in = x.shape[1]
         hidden = conv_hidden(c_in, layer.expand) if layer.expand != 1 else c_in
-        h = self.expand(x, hidden, 1, act=self.act) if layer.expand != 1 else x
+        expand = self.expand if layer.expand != 1 else None  # the spec has one if expand != 1
+        h = expand(x, hidden, 1, act=self.act) if expand is not None else x
         h = self.dw(h, hidden, layer.kernel, stride, act=self.act)
         if layer.se:
             s = h.mean((2, 3), keepdim=True)
@@ -222,16 +223,12 @@ class ElasticMBConv(nn.Module):
         se = se_hidden(hidden) if layer.se else None
         m = MBConv(c_in, c_out, hidden, layer.kernel, stride, self.act, se,
                    expand=layer.expand != 1, residual=not first)
-        if layer.expand != 1:
+        if self.expand is not None and layer.expand != 1:
             m.expand = self.expand.export(c_in, hidden, 1, act=self.act)
         m.dw = self.dw.export(hidden, hidden, layer.kernel, stride, act=self.act)
-        if se:
-            for dst, src, (i, o) in (
-                (m.se.fc1, self.se_fc1, (hidden, se)),
-                (m.se.fc2, self.se_fc2, (se, hidden)),
-            ):
-                copy_(dst.weight, src.weight[:o, :i])
-                copy_(dst.bias, src.bias[:o])
+        if m.se is not None and se is not None:
+            m.se.fc1 = self.se_fc1.export(hidden, se)
+            m.se.fc2 = self.se_fc2.export(se, hidden)
         m.project = self.project.export(hidden, c_out, 1)
         return m
 

@@ -158,9 +158,7 @@ class ElasticPoolFormer(nn.Module):
         c, hidden = c_out, ratio_hidden(c_out, layer.mlp_ratio)
         m = PoolFormerBlock(c, layer.pool, hidden)
         m.norm1, m.norm2 = self.norm1.export(c), self.norm2.export(c)
-        for dst, src, (i, o) in ((m.fc1, self.fc1, (c, hidden)), (m.fc2, self.fc2, (hidden, c))):
-            copy_(dst.weight, src.weight[:o, :i])
-            copy_(dst.bias, src.bias[:o])
+        m.fc1, m.fc2 = self.fc1.export(c, hidden), self.fc2.export(hidden, c)
         return m
 
 
