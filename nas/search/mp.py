@@ -44,9 +44,9 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from tqdm.auto import tqdm
 
 from nas.arch import Architecture
-from nas.costs import BYTES_PER_ELEMENT
 from nas.costs import costs as exact_costs
 from nas.errors import UserError
+from nas.metrics import canonical, cost_base
 from nas.search import feasibility
 from nas.spaces.schema import SearchSpace
 
@@ -155,10 +155,10 @@ def normalize_constraints(constraints: Any) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, bound in items:
         value = float(bound)
-        if name == "peak_memory":
-            name = MEMORY
-        elif name == "param_memory":  # float32 bytes of the weights
-            name, value = "params", value / BYTES_PER_ELEMENT
+        name = canonical(name)
+        if name == "param_memory":  # float32 bytes of the weights: a bound on params
+            base, scale = cost_base(name) or (name, 1.0)
+            name, value = base, value / scale
         if not math.isfinite(value):
             raise UserError(f"constraint {name}<={bound!r}: the bound must be a finite number")
         out[str(name)] = min(value, out.get(str(name), math.inf))

@@ -38,6 +38,8 @@ import numpy as np
 from nas.arch import Architecture
 from nas.costs import BYTES_PER_ELEMENT, costs
 from nas.errors import IncompatibleFileError, UserError
+from nas.metrics import canonical as canonical_metric
+from nas.metrics import cost_base
 from nas.search.constraints import Constraint, Objective
 from nas.search.problem import MetricProblem
 from nas.spaces import SearchSpace, canonical, cardinalities, decode
@@ -49,14 +51,8 @@ DEEPMAD = "deepmad_score"
 PERCENT = 100.0  # accuracy (percent) = PERCENT * val_acc (fraction)
 # metric -> (base metric of the DP/MILP, scale): flops = 2 macs, param_memory = 4 params
 _COST_BASE: dict[str, tuple[str, float]] = {
-    "macs": ("macs", 1.0),
-    "flops": ("macs", 2.0),
-    "params": ("params", 1.0),
-    "param_memory": ("params", float(BYTES_PER_ELEMENT)),
-    "memory": ("memory", 1.0),
-    "peak_memory": ("memory", 1.0),
+    name: base for name in COST_METRICS if (base := cost_base(name)) is not None
 }
-_MILP_NAME: dict[str, str] = {"latency": "latency_ms", "peak_memory": "memory"}
 
 
 # ----- accuracy measured with the supernet ----------------------------------------------------
@@ -487,7 +483,7 @@ class SpaceProblem(MetricProblem):
         for c in self.constraints if constraints is None else constraints:
             if c.op != "<=" or c.metric not in exact:
                 return None
-            name = _MILP_NAME.get(c.metric, c.metric)
+            name = canonical_metric(c.metric)
             out[name] = min(c.bound, out.get(name, math.inf))
         return out
 
