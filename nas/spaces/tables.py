@@ -44,15 +44,15 @@ def _build(space: SearchSpace, rule: CostRule) -> _Table:
         shape = (len(cells.input_widths(i)), len(stage.widths), len(cells.choices[i]))
         t0 = np.zeros((n_res, *shape))
         t1 = np.zeros((n_res, *shape[1:]))
-        for index, units in cells.first[i].items():
-            t0[index] = rule.fold(units)
-        for index, units in cells.rest[i].items():
-            t1[index] = rule.fold(units)
+        for first_index, units in cells.first[i].items():
+            t0[first_index] = rule.fold(units)
+        for rest_index, units in cells.rest[i].items():
+            t1[rest_index] = rule.fold(units)
         first.append(t0)
         rest.append(t1)
     head = np.zeros((n_res, len(space.stages[-1].widths)))
-    for index, units in cells.head.items():
-        head[index] = rule.fold(units)
+    for head_index, units in cells.head.items():
+        head[head_index] = rule.fold(units)
     return _Table(stem, first, rest, head)
 
 
