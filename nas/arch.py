@@ -18,12 +18,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.blocks.base import LayerValue
-from nas.blocks.registry import make_layer, parse_layer
 from nas.errors import SpaceError
 
 Layer = LayerValue  # a registered kind's layer value (nas.blocks.kinds.*)
 
 __all__ = ["Architecture", "Layer", "Stage", "make_layer", "parse_layer"]
+
+
+# The registry is imported on first use: its kinds hold torch modules, and this module is
+# imported where torch is not wanted (e.g. 'nas --help').
+def make_layer(kind: str, **options: Any) -> Layer:
+    """Build a layer of a registered ``kind`` (:func:`nas.blocks.registry.make_layer`)."""
+    from nas.blocks import registry
+
+    return registry.make_layer(kind, **options)
+
+
+def parse_layer(token: str) -> Layer:
+    """Inverse of ``layer.to_str()`` (:func:`nas.blocks.registry.parse_layer`)."""
+    from nas.blocks import registry
+
+    return registry.parse_layer(token)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nas.blocks.base import BlockSpec
-from nas.blocks.registry import block_kind, kind_names
 from nas.errors import SpaceError
 from nas.spaces.geometry import conv_out, stage_input_sizes
 
@@ -26,6 +25,8 @@ def _check_act(act: str, where: str) -> str:
 
 def block_spec(kind: str, data: object, where: str) -> BlockSpec:
     """The spec of a registered block kind from its YAML mapping (errors name ``where``)."""
+    from nas.blocks.registry import block_kind  # the kinds (and torch) load with the first space
+
     return block_kind(kind).spec.from_yaml(data, where)
 
 
@@ -158,6 +159,8 @@ def validate_space(space: SearchSpace, where: str) -> None:
         if stage.stride not in (1, 2):
             raise SpaceError(f"{where}: stages[{i}].stride = {stage.stride}; allowed: 1, 2")
         if not stage.blocks:
+            from nas.blocks.registry import kind_names
+
             raise SpaceError(
                 f"{where}: stages[{i}].blocks: empty; allowed kinds: {', '.join(kind_names())}"
             )
