@@ -20,6 +20,7 @@ reliability: install
 
 lint: install
 	$(BIN)/ruff check nas predictors tests
+	$(BIN)/mypy  # files and settings: [tool.mypy] in pyproject.toml
 
 # Fashion-MNIST (Debian's dataset-fashion-mnist; needs root or sudo) and the main result on it
 fashion-mnist: install

@@ -1,8 +1,9 @@
 """The architecture value: frozen, hashable, with JSON and short-string round trips.
 
 An :class:`Architecture` is a resolution plus, per stage, a width and the list of its active layers
-(the depth is the number of layers). Each layer is one of :class:`ConvLayer`, :class:`AttnLayer`,
-:class:`MixerLayer`. Whether it fits a given space is checked by ``space.validate(arch)``.
+(the depth is the number of layers). Each layer is the layer value of a registered block kind
+(:mod:`nas.blocks.registry`: ``ConvLayer``, ``AttnLayer``, ...). Whether it fits a given space is
+checked by ``space.validate(arch)``.
 
 Short string (timm-like, one stage per ``|`` group)::
 
@@ -11,126 +12,33 @@ Short string (timm-like, one stage per ``|`` group)::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
+from nas.blocks.base import LayerValue
 from nas.errors import SpaceError
 
+Layer = LayerValue  # a registered kind's layer value (nas.blocks.kinds.*)
 
-def _fmt(value: float | int) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+__all__ = ["Architecture", "Layer", "Stage", "make_layer", "parse_layer"]
 
 
-def _num(text: str, where: str) -> int | float:
-    try:
-        return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
-    except ValueError:
-        raise SpaceError(f"{where}: {text!r} is not a number") from None
-
-
-@dataclass(frozen=True)
-class ConvLayer:
-    """MBConv layer: depthwise kernel, expand ratio, squeeze-excite on/off."""
-
-    kind: ClassVar[str] = "conv"
-    tag: ClassVar[str] = "ir"
-    kernel: int
-    expand: int | float
-    se: bool = False
-
-    def options(self) -> dict[str, Any]:
-        return {"kernel": self.kernel, "expand": self.expand, "se": self.se}
-
-    def to_str(self) -> str:
-        return f"ir_k{self.kernel}_e{_fmt(self.expand)}" + ("_se" if self.se else "")
-
-
-@dataclass(frozen=True)
-class AttnLayer:
-    """Multi-head self-attention layer: number of heads (head dim fixed by the space), MLP ratio."""
-
-    kind: ClassVar[str] = "attn"
-    tag: ClassVar[str] = "at"
-    heads: int
-    mlp_ratio: int | float
-
-    def options(self) -> dict[str, Any]:
-        return {"heads": self.heads, "mlp_ratio": self.mlp_ratio}
-
-    def to_str(self) -> str:
-        return f"at_h{self.heads}_m{_fmt(self.mlp_ratio)}"
-
-
-@dataclass(frozen=True)
-class MixerLayer:
-    """Windowed MLP-Mixer layer: token-MLP and channel-MLP hidden ratios."""
-
-    kind: ClassVar[str] = "mixer"
-    tag: ClassVar[str] = "mx"
-    token_ratio: int | float
-    channel_ratio: int | float
-
-    def options(self) -> dict[str, Any]:
-        return {"token_ratio": self.token_ratio, "channel_ratio": self.channel_ratio}
-
-    def to_str(self) -> str:
-        return f"mx_t{_fmt(self.token_ratio)}_c{_fmt(self.channel_ratio)}"
-
-
-Layer = ConvLayer | AttnLayer | MixerLayer
-LAYER_TYPES: dict[str, type] = {"conv": ConvLayer, "attn": AttnLayer, "mixer": MixerLayer}
-
-
+# The registry is imported on first use: its kinds hold torch modules, and this module is
+# imported where torch is not wanted (e.g. 'nas --help').
 def make_layer(kind: str, **options: Any) -> Layer:
-    """Build a layer of ``kind`` from its options; unknown kinds or options raise SpaceError."""
-    if kind not in LAYER_TYPES:
-        raise SpaceError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_TYPES)}")
-    cls = LAYER_TYPES[kind]
-    fields = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(options) - set(fields))
-    missing = [f for f in fields if f not in options and f != "se"]
-    if unknown or missing:
-        problems = ([f"unknown option(s) {unknown}"] if unknown else []) + (
-            [f"missing option(s) {missing}"] if missing else []
-        )
-        raise SpaceError(f"layer of kind {kind!r}: {'; '.join(problems)}; expected {fields}")
-    return cls(**options)
+    """Build a layer of a registered ``kind`` (:func:`nas.blocks.registry.make_layer`)."""
+    from nas.blocks import registry
+
+    return registry.make_layer(kind, **options)
 
 
 def parse_layer(token: str) -> Layer:
-    """Inverse of ``layer.to_str()``."""
-    parts = token.split("_")
-    tag, fields = parts[0], parts[1:]
-    where = f"layer {token!r}"
-    if tag == "ir":
-        opts = {"se": False}
-        for f in fields:
-            if f == "se":
-                opts["se"] = True
-            elif f[:1] == "k":
-                opts["kernel"] = _num(f[1:], where)
-            elif f[:1] == "e":
-                opts["expand"] = _num(f[1:], where)
-            else:
-                raise SpaceError(f"{where}: unknown field {f!r}; expected k<kernel>, e<expand>, se")
-        return make_layer("conv", **opts)
-    if tag == "at":
-        names = {"h": "heads", "m": "mlp_ratio"}
-    elif tag == "mx":
-        names = {"t": "token_ratio", "c": "channel_ratio"}
-    else:
-        raise SpaceError(f"{where}: unknown layer tag {tag!r}; expected ir_, at_ or mx_")
-    opts = {}
-    for f in fields:
-        if f[:1] not in names:
-            raise SpaceError(f"{where}: unknown field {f!r}; expected one of {sorted(names)}")
-        opts[names[f[:1]]] = _num(f[1:], where)
-    return make_layer("attn" if tag == "at" else "mixer", **opts)
+    """Inverse of ``layer.to_str()`` (:func:`nas.blocks.registry.parse_layer`)."""
+    from nas.blocks import registry
+
+    return registry.parse_layer(token)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ import math
 import os
 from dataclasses import dataclass
 
+from nas.blocks.base import conv_bn_params as _conv_bn
+from nas.blocks.base import linear_params as _linear
 from nas.errors import UserError
-from nas.spaces.schema import AttnSpec, ConvSpec, MixerSpec, SearchSpace
-from nas.units import conv_hidden, ratio_hidden, se_hidden
+from nas.spaces.schema import SearchSpace
 
 BYTES_PER_PARAM = 4  # float32
 # bytes per parameter while training: weights, gradients and AdamW's two moments (float32)
@@ -30,43 +31,18 @@ class MemoryLimitError(UserError):
     """A command would need more memory than the machine has."""
 
 
-def _conv_bn(c_in: int, c_out: int, kernel: int, depthwise: bool = False) -> int:
-    return c_out * (1 if depthwise else c_in) * kernel * kernel + 2 * c_out  # + BN weight, bias
-
-
-def _linear(c_in: int, c_out: int) -> int:
-    return c_out * c_in + c_out
-
-
 def _slot_params(space: SearchSpace, i: int, first: bool, max_in: int) -> int:
     """Parameters of one LayerSlot of stage ``i`` (see nas.supernet.model.LayerSlot)."""
+    from nas.blocks.registry import block_kind  # loads the kinds (and torch) when counting
+
     stage = space.stages[i]
     max_out = max(stage.widths)
     c_in = max_in if first else max_out
-    total = 0
-    for spec in stage.blocks:
-        if isinstance(spec, ConvSpec):
-            hidden = max(conv_hidden(c_in, max(spec.expands)), c_in)
-            if any(e != 1 for e in spec.expands):
-                total += _conv_bn(c_in, hidden, 1)
-            total += _conv_bn(hidden, hidden, max(spec.kernels), depthwise=True)
-            if any(spec.se):
-                s = se_hidden(hidden)
-                total += _conv_bn(hidden, s, 1) - 2 * s + s  # 1x1 conv with bias, no BN
-                total += _conv_bn(s, hidden, 1) - 2 * hidden + hidden
-            total += _conv_bn(hidden, max_out, 1)
-        elif isinstance(spec, AttnSpec):
-            inner = max(spec.heads) * spec.head_dim
-            mlp = ratio_hidden(max_out, max(spec.mlp_ratios))
-            total += 4 * max_out + _linear(max_out, 3 * inner) + _linear(inner, max_out)
-            total += _linear(max_out, mlp) + _linear(mlp, max_out)
-        elif isinstance(spec, MixerSpec):
-            tokens = spec.window * spec.window
-            token_hidden = max(1, round(tokens * max(spec.token_ratios)))
-            mlp = ratio_hidden(max_out, max(spec.channel_ratios))
-            total += 4 * max_out + _linear(tokens, token_hidden) + _linear(token_hidden, tokens)
-            total += _linear(max_out, mlp) + _linear(mlp, max_out)
-    if first and any(isinstance(b, AttnSpec | MixerSpec) for b in stage.blocks):
+    total = sum(
+        block_kind(spec.kind).elastic_params(spec, c_in=c_in, max_out=max_out)
+        for spec in stage.blocks
+    )
+    if first and any(block_kind(b.kind).transition for b in stage.blocks):
         total += _conv_bn(c_in, max_out, 3 if stage.stride > 1 else 1)
     return total
 

@@ -2,53 +2,48 @@
 
 A unit is one layer configuration at one input shape. Units are what costs sum over, what the
 latency table stores (``unit.key``), and what the MILP chooses between, so this module is the single
-place that says which operators a subnet runs. Pure Python: no torch.
+place that says which operators a subnet runs. Each unit carries its own rules (key, exact MACs and
+parameters, memory operators, DeepMAD entropy, static module; see :class:`nas.blocks.base.Unit`):
+the stem, transition and head units here, a layer's unit in the module of its block kind
+(:mod:`nas.blocks.kinds`).
 
-Channel arithmetic (shared with the supernet, so costs and modules agree):
-- MBConv hidden width ``round(c_in * expand)``; squeeze-excite width ``make_divisible(hidden / 4, 8)``.
-- Attention width ``heads * head_dim``; MLP hidden ``round(c * mlp_ratio)``.
-- Mixer token hidden ``max(1, round(window**2 * token_ratio))``; channel hidden ``round(c * ratio)``.
-- The first layer of a stage changes width and stride. A conv layer does it itself; an attention or
-  mixer layer is preceded by a transition (3x3 stride-2 conv + BN if the stage strides, else 1x1
-  conv + BN) whenever the stride is 2 or the width changes. Later layers of a stage are residual.
+The first layer of a stage changes width and stride. A kind that keeps both
+(``BlockKind.transition``: attention, mixer, ...) is preceded by a transition (3x3 stride-2 conv +
+BN if the stage strides, else 1x1 conv + BN) whenever the stride is 2 or the width changes; a conv
+layer does it itself. Later layers of a stage are residual.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
-from nas.arch import Architecture, AttnLayer, ConvLayer, Layer, MixerLayer
-from nas.spaces.schema import AttnSpec, MixerSpec, SearchSpace, conv_out
+from nas.arch import Architecture, Layer
+from nas.blocks.base import Unit, conv_out, half_log
+from nas.memory import OpGraph, conv_bn_ops
 
+if TYPE_CHECKING:
+    from torch import nn
 
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round ``value`` to the nearest multiple of ``divisor`` (at least ``divisor``), never below 90%."""
-    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if new < 0.9 * value:
-        new += divisor
-    return new
+    from nas.spaces.schema import SearchSpace
 
-
-def conv_hidden(c_in: int, expand: float) -> int:
-    return max(1, round(c_in * expand))
-
-
-def se_hidden(hidden: int) -> int:
-    return make_divisible(hidden / 4, 8)
-
-
-def ratio_hidden(c: int, ratio: float) -> int:
-    return max(1, round(c * ratio))
+__all__ = ["HeadUnit", "StemUnit", "TransitionUnit", "Unit", "arch_keys", "arch_units",
+           "head_unit", "layer_units", "stem_unit"]
 
 
 @dataclass(frozen=True)
-class StemUnit:
+class StemUnit(Unit):
+    kind: ClassVar[str] = "stem"
     c_in: int
     c_out: int
     size: int
     kernel: int
     stride: int
     act: str
+
+    @property
+    def in_channels(self) -> int:
+        return self.c_in
 
     @property
     def key(self) -> str:
@@ -56,37 +51,36 @@ class StemUnit:
             f"stem:i{self.c_in}:o{self.c_out}:h{self.size}:k{self.kernel}:s{self.stride}:{self.act}"
         )
 
+    def macs(self) -> int:
+        o = conv_out(self.size, self.stride)
+        return o * o * self.c_out * self.c_in * self.kernel * self.kernel
+
+    def params(self) -> int:
+        return self.c_out * self.c_in * self.kernel * self.kernel + 2 * self.c_out
+
+    def add_ops(self, g: OpGraph, x: int) -> int:
+        return conv_bn_ops(g, x, self.c_out * conv_out(self.size, self.stride) ** 2, act=True)
+
+    def entropy(self) -> float:
+        return half_log(self.c_in * self.kernel * self.kernel)
+
+    def module(self) -> nn.Module:
+        from nas.supernet import static
+
+        return static.ConvBN(self.c_in, self.c_out, self.kernel, self.stride, act=self.act)
+
 
 @dataclass(frozen=True)
-class ConvUnit:
+class TransitionUnit(Unit):
+    kind: ClassVar[str] = "trans"
     c_in: int
     c_out: int
     size: int
     stride: int
-    kernel: int
-    expand: float
-    se: bool
-    act: str
-    residual: bool
 
     @property
-    def hidden(self) -> int:
-        return conv_hidden(self.c_in, self.expand)
-
-    @property
-    def key(self) -> str:
-        return (
-            f"conv:i{self.c_in}:o{self.c_out}:h{self.size}:s{self.stride}:k{self.kernel}"
-            f":e{_fmt(self.expand)}:se{int(self.se)}:{self.act}:r{int(self.residual)}"
-        )
-
-
-@dataclass(frozen=True)
-class TransitionUnit:
-    c_in: int
-    c_out: int
-    size: int
-    stride: int
+    def in_channels(self) -> int:
+        return self.c_in
 
     @property
     def kernel(self) -> int:
@@ -96,58 +90,28 @@ class TransitionUnit:
     def key(self) -> str:
         return f"trans:i{self.c_in}:o{self.c_out}:h{self.size}:s{self.stride}"
 
+    def macs(self) -> int:
+        o = conv_out(self.size, self.stride)
+        return o * o * self.c_in * self.c_out * self.kernel * self.kernel
 
-@dataclass(frozen=True)
-class AttnUnit:
-    c: int
-    size: int
-    heads: int
-    head_dim: int
-    mlp_ratio: float
+    def params(self) -> int:
+        return self.c_in * self.c_out * self.kernel * self.kernel + 2 * self.c_out
 
-    @property
-    def inner(self) -> int:
-        return self.heads * self.head_dim
+    def add_ops(self, g: OpGraph, x: int) -> int:
+        return conv_bn_ops(g, x, self.c_out * conv_out(self.size, self.stride) ** 2, act=False)
 
-    @property
-    def mlp_hidden(self) -> int:
-        return ratio_hidden(self.c, self.mlp_ratio)
+    def entropy(self) -> float:
+        return half_log(self.c_in * self.kernel * self.kernel)
 
-    @property
-    def key(self) -> str:
-        return f"attn:c{self.c}:h{self.size}:n{self.heads}:d{self.head_dim}:m{_fmt(self.mlp_ratio)}"
+    def module(self) -> nn.Module:
+        from nas.supernet import static
+
+        return static.ConvBN(self.c_in, self.c_out, self.kernel, self.stride)
 
 
 @dataclass(frozen=True)
-class MixerUnit:
-    c: int
-    size: int
-    window: int
-    token_ratio: float
-    channel_ratio: float
-
-    @property
-    def padded(self) -> int:
-        return -(-self.size // self.window) * self.window
-
-    @property
-    def token_hidden(self) -> int:
-        return max(1, round(self.window * self.window * self.token_ratio))
-
-    @property
-    def channel_hidden(self) -> int:
-        return ratio_hidden(self.c, self.channel_ratio)
-
-    @property
-    def key(self) -> str:
-        return (
-            f"mixer:c{self.c}:h{self.size}:w{self.window}:t{_fmt(self.token_ratio)}"
-            f":m{_fmt(self.channel_ratio)}"
-        )
-
-
-@dataclass(frozen=True)
-class HeadUnit:
+class HeadUnit(Unit):
+    kind: ClassVar[str] = "head"
     c_in: int
     size: int
     width: int
@@ -156,18 +120,47 @@ class HeadUnit:
     act: str
 
     @property
+    def in_channels(self) -> int:
+        return self.c_in
+
+    @property
     def key(self) -> str:
         hidden = self.hidden or 0
         return (
             f"head:i{self.c_in}:h{self.size}:w{self.width}:f{hidden}:c{self.num_classes}:{self.act}"
         )
 
+    def macs(self) -> int:
+        macs = self.size * self.size * self.c_in * self.width
+        last = self.width
+        if self.hidden:
+            macs += self.width * self.hidden
+            last = self.hidden
+        return macs + last * self.num_classes
 
-Unit = StemUnit | ConvUnit | TransitionUnit | AttnUnit | MixerUnit | HeadUnit
+    def params(self) -> int:
+        p = self.c_in * self.width + 2 * self.width
+        last = self.width
+        if self.hidden:
+            p += self.width * self.hidden + self.hidden
+            last = self.hidden
+        return p + last * self.num_classes + self.num_classes
 
+    def add_ops(self, g: OpGraph, x: int) -> int:
+        y = conv_bn_ops(g, x, self.width * self.size * self.size, act=True)
+        y = g.op([y], self.width)  # global average pool
+        if self.hidden:
+            y = g.op([g.op([y], self.hidden)], self.hidden)
+        return g.op([y], self.num_classes)
 
-def _fmt(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
+    def entropy(self) -> float:
+        return half_log(self.c_in)  # DeepMAD scores the features before global pooling
+
+    def module(self) -> nn.Module:
+        from nas.supernet import static
+
+        return static.Head(self.c_in, self.width, self.hidden, self.num_classes, self.act,
+                           dropout=0.0)
 
 
 def layer_units(
@@ -180,51 +173,18 @@ def layer_units(
     size: int,
 ) -> list[Unit]:
     """Units of one layer at a given position, input width and input size."""
+    from nas.blocks.registry import block_kind  # loaded with the first space already
+
     stage = space.stages[stage_index]
     first = position == 0
     stride = stage.stride if first else 1
-    if isinstance(layer, ConvLayer):
-        return [
-            ConvUnit(
-                c_in=c_in,
-                c_out=c_out,
-                size=size,
-                stride=stride,
-                kernel=layer.kernel,
-                expand=layer.expand,
-                se=layer.se,
-                act=stage.act,
-                residual=not first,
-            )
-        ]
+    kind = block_kind(layer.kind)
     units: list[Unit] = []
-    if first and (stride != 1 or c_in != c_out):
+    if kind.transition and first and (stride != 1 or c_in != c_out):
         units.append(TransitionUnit(c_in=c_in, c_out=c_out, size=size, stride=stride))
-        size = conv_out(size, stride)
-    if isinstance(layer, AttnLayer):
-        spec = stage.block("attn")
-        assert isinstance(spec, AttnSpec)
-        units.append(
-            AttnUnit(
-                c=c_out,
-                size=size,
-                heads=layer.heads,
-                head_dim=spec.head_dim,
-                mlp_ratio=layer.mlp_ratio,
-            )
-        )
-    elif isinstance(layer, MixerLayer):
-        spec = stage.block("mixer")
-        assert isinstance(spec, MixerSpec)
-        units.append(
-            MixerUnit(
-                c=c_out,
-                size=size,
-                window=spec.window,
-                token_ratio=layer.token_ratio,
-                channel_ratio=layer.channel_ratio,
-            )
-        )
+        size, c_in, stride = conv_out(size, stride), c_out, 1
+    units.append(kind.unit(stage.block(layer.kind), layer, c_in=c_in, c_out=c_out, size=size,
+                           stride=stride, act=stage.act, first=first))
     return units
 
 

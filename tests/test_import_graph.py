@@ -21,14 +21,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nas", "predictors")
 
-# Circles through function-level imports outside the searchers' scope (issue 12 names them; the
-# block-registry and cell-engine work will remove them). Each is one strongly connected component.
-# When one is broken up, remove it here: the test fails on a stale entry as on a new circle.
-KNOWN_CYCLES: list[frozenset[str]] = [
-    # spaces/schema -> spaces/ops -> costs -> units, memory -> spaces/schema: per-block-kind cost
-    # and memory rules; goes away with the block registry (issue 12, blocks part)
-    frozenset({"nas.costs", "nas.memory", "nas.spaces.ops", "nas.spaces.schema", "nas.units"}),
-]
+# Circles through function-level imports that are known and accepted: none. (Issue 12 removed the
+# last, spaces/schema -> spaces/ops -> costs -> units, memory -> spaces/schema, with the block
+# registry.) A stale entry fails the test as a new circle does.
+KNOWN_CYCLES: list[frozenset[str]] = []
 
 
 def module_files() -> dict[str, Path]:

@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
+from nas.blocks.kinds.attn import AttnUnit
+from nas.blocks.kinds.mixer import MixerUnit
 from nas.costs import costs, unit_macs
 from nas.errors import IncompatibleFileError
 from nas.latency.calibration import Calibration
@@ -37,7 +39,7 @@ from nas.spaces import encode, load_space
 from nas.spaces.schema import conv_out
 from nas.spaces.tables import GenomeTables
 from nas.supernet.model import Supernet
-from nas.units import AttnUnit, HeadUnit, MixerUnit, StemUnit, arch_keys
+from nas.units import HeadUnit, StemUnit, arch_keys
 from tests.conftest import SHIPPED, randomise_bn
 
 TINY = load_space("hybrid-tiny")

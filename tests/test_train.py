@@ -210,7 +210,9 @@ def test_fixed_runs_validate_their_own_architecture(data_spec, tmp_path):
 
 
 def test_zero_init_makes_every_residual_branch_the_identity():
-    from nas.arch import AttnLayer, ConvLayer, MixerLayer
+    from nas.blocks.kinds.attn import AttnLayer
+    from nas.blocks.kinds.conv import ConvLayer
+    from nas.blocks.kinds.mixer import MixerLayer
     from nas.train.init import zero_init_residual_branches
 
     torch.manual_seed(0)

@@ -23,37 +23,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import singledispatch
 
 import numpy as np
 import torch
 from torch import nn
 
 from nas.arch import Architecture, Stage
+from nas.blocks.registry import kind_names
 from nas.costs import unit_params
 from nas.errors import IncompatibleFileError
 from nas.latency.table import LatencyTable
+from nas.spaces.cells import CostRule, space_cells
 from nas.spaces.ops import stage_layer_choices
-from nas.spaces.schema import SearchSpace, conv_out, stage_input_sizes
-from nas.spaces.tables import CostRule
+from nas.spaces.schema import SearchSpace
 from nas.supernet import static
-from nas.units import (
-    AttnUnit,
-    ConvUnit,
-    HeadUnit,
-    MixerUnit,
-    StemUnit,
-    TransitionUnit,
-    Unit,
-    arch_keys,
-    arch_units,
-    head_unit,
-    layer_units,
-    se_hidden,
-    stem_unit,
-)
+from nas.units import StemUnit, Unit, arch_keys, arch_units
 
-UNIT_KINDS: tuple[str, ...] = ("stem", "conv", "trans", "attn", "mixer", "head")
+# unit kinds (the text before a key's first ':'): the network's own units and every block kind.
+# The first six keep the order files and fitted models were written in (indices into it are
+# stored, e.g. by nas.latency.fewshot); kinds registered later follow in registry order.
+_FIRST_UNIT_KINDS: tuple[str, ...] = ("stem", "conv", "trans", "attn", "mixer", "head")
+UNIT_KINDS: tuple[str, ...] = (
+    *_FIRST_UNIT_KINDS, *(k for k in kind_names() if k not in _FIRST_UNIT_KINDS)
+)
 Builder = Callable[[], tuple[nn.Module, torch.Tensor]]
 
 
@@ -70,24 +62,22 @@ class _Where:
 
 
 def _walk(space: SearchSpace) -> Iterator[tuple[Unit, _Where]]:
-    """Every (unit, where) reachable in ``space``, in a fixed order (duplicates included)."""
-    for res in space.resolutions:
-        yield stem_unit(space, res), _Where(res)
-        sizes = stage_input_sizes(space, res)
-        prev_widths: tuple[int, ...] = (space.stem.width,)
-        for i, stage in enumerate(space.stages):
-            size, inner = sizes[i], conv_out(sizes[i], stage.stride)
-            for w in stage.widths:
-                for c, layer in enumerate(stage_layer_choices(stage)):
-                    for p in prev_widths:
-                        for unit in layer_units(space, i, 0, layer, p, w, size):
-                            yield unit, _Where(res, i, p, w, c, 0)
-                    if stage.max_depth > 1:
-                        for unit in layer_units(space, i, 1, layer, w, w, inner):
-                            yield unit, _Where(res, i, None, w, c, 1)
-            prev_widths = stage.widths
-        for p in prev_widths:
-            yield head_unit(space, p, sizes[-1]), _Where(res, len(space.stages), p)
+    """Every (unit, where) reachable in ``space``, in a fixed order (duplicates included): the
+    units of every cell of :func:`nas.spaces.cells.space_cells`."""
+    cells = space_cells(space)
+    n = len(space.stages)
+    for index, units in cells.walk():
+        resolution = space.resolutions[index.res]
+        if index.stage < 0:
+            where = _Where(resolution)
+        elif index.stage == n:
+            where = _Where(resolution, n, space.stages[-1].widths[index.w_in])
+        else:
+            prev = cells.input_widths(index.stage)[index.w_in] if index.position == 0 else None
+            width = space.stages[index.stage].widths[index.w_out]
+            where = _Where(resolution, index.stage, prev, width, index.choice, index.position)
+        for unit in units:
+            yield unit, where
 
 
 def space_units(space: SearchSpace) -> dict[str, Unit]:
@@ -140,58 +130,14 @@ def unit_kind(key: str) -> str:
 # ----- modules ------------------------------------------------------------------------------
 
 
-@singledispatch
 def unit_module(unit: Unit) -> nn.Module:
     """The static module that runs ``unit`` (same classes as ``Supernet.extract``), torch init."""
-    raise TypeError(f"no module rule for {type(unit).__name__}")
-
-
-@unit_module.register
-def _(u: StemUnit) -> nn.Module:
-    return static.ConvBN(u.c_in, u.c_out, u.kernel, u.stride, act=u.act)
-
-
-@unit_module.register
-def _(u: ConvUnit) -> nn.Module:
-    expand = u.expand != 1
-    hidden = u.hidden if expand else u.c_in
-    return static.MBConv(
-        u.c_in,
-        u.c_out,
-        hidden,
-        u.kernel,
-        u.stride,
-        u.act,
-        se_hidden(hidden) if u.se else None,
-        expand=expand,
-        residual=u.residual,
-    )
-
-
-@unit_module.register
-def _(u: TransitionUnit) -> nn.Module:
-    return static.ConvBN(u.c_in, u.c_out, u.kernel, u.stride)
-
-
-@unit_module.register
-def _(u: AttnUnit) -> nn.Module:
-    return static.AttentionBlock(u.c, u.heads, u.head_dim, u.mlp_hidden)
-
-
-@unit_module.register
-def _(u: MixerUnit) -> nn.Module:
-    return static.MixerBlock(u.c, u.window, u.token_hidden, u.channel_hidden)
-
-
-@unit_module.register
-def _(u: HeadUnit) -> nn.Module:
-    return static.Head(u.c_in, u.width, u.hidden, u.num_classes, u.act, dropout=0.0)
+    return unit.module()
 
 
 def unit_input_shape(unit: Unit, batch: int = 1) -> tuple[int, ...]:
     """Shape of the unit's input: ``(B, C, H, W)``."""
-    c = unit.c if isinstance(unit, AttnUnit | MixerUnit) else unit.c_in
-    return (int(batch), c, unit.size, unit.size)
+    return (int(batch), unit.in_channels, unit.size, unit.size)
 
 
 def randomize_(module: nn.Module, rng: np.random.Generator) -> nn.Module:

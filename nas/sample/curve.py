@@ -29,11 +29,11 @@ def usable_sizes(sizes: Sequence[int], n_rows: int, test: int) -> tuple[list[int
 
 def held_out_splits(n_rows: int, test: int, seeds: int, seed: int = 0
                     ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``seeds`` random ``(test rows, training pool)`` splits; training sets are prefixes of the
-    pool, so they are nested across sizes and every model sees the same splits."""
-    rng = np.random.default_rng(seed)
-    orders = [rng.permutation(n_rows) for _ in range(int(seeds))]
-    return [(o[:test], o[test:]) for o in orders]
+    """``seeds`` random ``(test rows, training pool)`` splits from ``default_rng(seed)``
+    (:func:`predictors.metrics.held_out_splits`): nested training sets, the same for every model."""
+    from predictors.metrics import held_out_splits as splits_from
+
+    return splits_from(n_rows, test, seeds, np.random.default_rng(seed))
 
 
 def evaluate_on_splits(
@@ -45,32 +45,18 @@ def evaluate_on_splits(
     *,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per (model, split, n_train): held-out Kendall tau, Spearman, RMSE, fit seconds.
+    """One row per (model, split, n_train): held-out Kendall tau, Spearman, RMSE, fit seconds
+    (:func:`predictors.metrics.scores_on_splits`). The model of split ``k`` is seeded ``seed + k``
+    (the same for every size)."""
+    from predictors.metrics import scores_on_splits
 
-    The model of split ``k`` is seeded ``seed + k`` (the same for every size)."""
-    import time
-    import warnings
-
-    from scipy.stats import ConstantInputWarning
-
-    from predictors.metrics import kendall_tau, rmse, spearman
-
-    records = []
+    frames = []
     for model in models:
-        for k, (test, pool) in enumerate(splits):
-            for n in sizes:
-                train = pool[:n]
-                start = time.perf_counter()
-                estimator = make_estimator(model, seed + k).fit(X[train], y[train])
-                fit_s = time.perf_counter() - start
-                pred = estimator.predict(X[test])
-                with warnings.catch_warnings():  # a constant prediction scores 0, no warning
-                    warnings.simplefilter("ignore", ConstantInputWarning)
-                    tau, rho = kendall_tau(y[test], pred), spearman(y[test], pred)
-                records.append({"model": model, "seed": k, "n_train": int(n),
-                                "kendall_tau": tau, "spearman": rho,
-                                "rmse": rmse(y[test], pred), "fit_s": fit_s})
-    return pd.DataFrame.from_records(records)
+        frame = scores_on_splits(lambda s, name=model: make_estimator(name, s), X, y, sizes,
+                                 splits, seed=seed)
+        frame.insert(0, "model", model)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 def predictor_learning_curve(

@@ -20,7 +20,8 @@ import numpy as np
 from nas.arch import Architecture
 from nas.errors import UserError
 from nas.spaces import SearchSpace, canonical, cardinalities, decode, encode
-from nas.spaces.tables import CostRule, GenomeTables
+from nas.spaces.cells import cost_rules
+from nas.spaces.tables import GenomeTables
 
 STRATEGIES: tuple[str, ...] = ("uniform", "flops")
 DEFAULT_BINS = 10
@@ -69,9 +70,8 @@ def _uniform(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Archi
 
 
 def _macs_tables(space: SearchSpace) -> GenomeTables:
-    from nas.costs import unit_macs
 
-    return GenomeTables(space, rules={"macs": CostRule(unit_macs)})
+    return GenomeTables(space, rules={"macs": cost_rules()["macs"]})
 
 
 def candidate_pool(space: SearchSpace, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -100,27 +100,26 @@ def cross_validate(
     estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, *, folds: int = DEFAULT_FOLDS,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """K-fold (shuffled, seeded) Kendall tau, Spearman and RMSE: per-fold mean and std, and the
-    values over all out-of-fold predictions pooled."""
-    from predictors.metrics import kendall_tau, rmse, spearman
+    """K-fold (shuffled, seeded) Kendall tau, Spearman and RMSE (scikit-learn's ``cross_validate``
+    with :data:`predictors.metrics.SCORERS`): per-fold mean and std, and the values over all
+    out-of-fold predictions pooled."""
+    from sklearn.model_selection import cross_validate as sk_cross_validate
+
+    from predictors.metrics import SCORERS, kendall_tau, rmse, spearman
 
     if folds < 2:
         raise UserError(f"folds={folds}: expected at least 2")
     if len(y) < 2 * folds:
         raise UserError(f"{len(y)} samples are too few for {folds}-fold cross-validation "
                         f"(need at least {2 * folds})")
-    metrics = {"kendall_tau": kendall_tau, "spearman": spearman, "rmse": rmse}
-    per_fold: dict[str, list[float]] = {k: [] for k in metrics}
+    result = sk_cross_validate(estimator, X, y, cv=KFold(folds, shuffle=True, random_state=seed),
+                               scoring=SCORERS, return_estimator=True, return_indices=True)
     pooled = np.zeros_like(y)
-    for train, test in KFold(folds, shuffle=True, random_state=seed).split(X):
-        model = clone(estimator).fit(X[train], y[train])
-        pred = model.predict(X[test])
-        pooled[test] = pred
-        for name, fn in metrics.items():
-            per_fold[name].append(fn(y[test], pred))
+    for model, test in zip(result["estimator"], result["indices"]["test"]):
+        pooled[test] = model.predict(X[test])
     out: dict[str, Any] = {"folds": folds, "seed": seed}
-    for name, fn in metrics.items():
-        values = np.asarray(per_fold[name])
+    for name, fn in (("kendall_tau", kendall_tau), ("spearman", spearman), ("rmse", rmse)):
+        values = np.asarray(result[f"test_{name}"])
         out[name] = {"mean": float(values.mean()), "std": float(values.std()),
                      "pooled": float(fn(y, pooled))}
     return out

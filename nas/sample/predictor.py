@@ -69,14 +69,12 @@ class ArchPredictor:
         kind = self.card.get("encoder", {}).get("kind")
         if kind != "onehot":
             return None
-        from nas.costs import unit_macs, unit_params
-        from nas.spaces.extremes import memory_cost
-        from nas.spaces.tables import CostRule, GenomeOneHot, GenomeTables
+        from nas.spaces.cells import cost_rules
+        from nas.spaces.tables import GenomeOneHot, GenomeTables
 
         onehot = GenomeOneHot(self.space)
         stats = tuple(self.card.get("encoder", {}).get("stats", ()))
-        rules = {"macs": CostRule(unit_macs), "params": CostRule(unit_params),
-                 "memory": CostRule(memory_cost, "max")}
+        rules = cost_rules()
         tables = GenomeTables(self.space, rules={s: rules[s] for s in stats}) if stats else None
 
         def encode(genes: np.ndarray) -> np.ndarray:

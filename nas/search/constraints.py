@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nas.errors import UserError
+from nas.metrics import known_names
 
 COUNT_UNITS: dict[str, float] = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 BYTE_UNITS: dict[str, float] = {
@@ -55,18 +56,7 @@ _UNIT_HELP: dict[str, str] = {
     "time_ms": "ms (default), us, s",
     "percent": "none or %",
 }
-_EXACT_KINDS: dict[str, str] = {
-    "flops": "count",
-    "macs": "count",
-    "params": "count",
-    "memory": "bytes",
-    "peak_memory": "bytes",
-    "param_memory": "bytes",
-    "latency": "time_ms",
-    "latency_ms": "time_ms",
-    "accuracy": "percent",
-    "acc": "percent",
-}
+_EXACT_KINDS: dict[str, str] = {name: m.kind for name, m in known_names().items()}
 METRIC_HELP = (
     "flops, macs, params (counts), memory, peak_memory, param_memory, *_bytes (bytes), "
     "latency_ms, latency, lat_ms_<device> (milliseconds), accuracy, acc, *_acc, *_accuracy (percent)"

@@ -44,9 +44,9 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from tqdm.auto import tqdm
 
 from nas.arch import Architecture
-from nas.costs import BYTES_PER_ELEMENT
 from nas.costs import costs as exact_costs
 from nas.errors import UserError
+from nas.metrics import canonical, cost_base
 from nas.search import feasibility
 from nas.spaces.schema import SearchSpace
 
@@ -155,10 +155,10 @@ def normalize_constraints(constraints: Any) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, bound in items:
         value = float(bound)
-        if name == "peak_memory":
-            name = MEMORY
-        elif name == "param_memory":  # float32 bytes of the weights
-            name, value = "params", value / BYTES_PER_ELEMENT
+        name = canonical(name)
+        if name == "param_memory":  # float32 bytes of the weights: a bound on params
+            base, scale = cost_base(name) or (name, 1.0)
+            name, value = base, value / scale
         if not math.isfinite(value):
             raise UserError(f"constraint {name}<={bound!r}: the bound must be a finite number")
         out[str(name)] = min(value, out.get(str(name), math.inf))
@@ -218,6 +218,12 @@ class MILPSearch:
             raise UserError(
                 f"cost name(s) {', '.join(clash)} are built in (exact, from nas.costs); "
                 "name your own costs otherwise"
+            )
+        not_summed = sorted(name for name, rule in (costs or {}).items() if rule.combine != "sum")
+        if not_summed:
+            raise UserError(
+                f"cost(s) {', '.join(not_summed)} combine units by a maximum; the MILP takes "
+                "summed costs (and bounds peak memory itself as 'memory')"
             )
         self.costs: dict[str, AdditiveCost] = {**builtin, **dict(costs or {})}
         self.bounds = normalize_constraints(constraints)

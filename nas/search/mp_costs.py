@@ -2,22 +2,22 @@
 
 ``flops``, ``macs`` and ``params`` are built in (exact, from :mod:`nas.costs`); ``memory`` (peak
 activation bytes, a maximum over units) is handled by the solver itself. Any other additive cost, such
-as a latency table's prediction, is an :class:`AdditiveCost`: ``offset + sum of unit_cost(unit)``
-over the units of the architecture, with an optional independent ``evaluate`` used to re-check every
-emitted architecture.
+as a latency table's prediction, is a summed :class:`~nas.spaces.cells.CostRule`: ``offset + sum of
+unit_cost(unit)`` over the units of the architecture, with an optional independent ``evaluate`` used
+to re-check every emitted architecture.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from nas.arch import Architecture
-from nas.costs import costs, unit_macs, unit_params
+from nas.costs import costs
 from nas.errors import UserError
+from nas.spaces.cells import CostRule, cost_rules
 from nas.spaces.schema import SearchSpace
-from nas.units import Unit, arch_keys, arch_units
+from nas.units import Unit, arch_keys
 
 from .mp_model import Formulation
 
@@ -25,30 +25,7 @@ MEMORY = "memory"
 BUILTIN = ("flops", "macs", "params")
 ADDITIVE_CALIBRATION_FEATURES = frozenset({"lut_sum", "n_units"})
 
-
-@dataclass(frozen=True)
-class AdditiveCost:
-    """``cost(arch) = offset + sum(unit_cost(u) for u in arch_units(space, arch))``.
-
-    ``evaluate`` (optional) computes the same quantity by another route (e.g. ``table.predict``); it
-    is what emitted architectures are re-checked with. Without it the sum over units is used.
-    """
-
-    unit_cost: Callable[[Unit], float]
-    offset: float = 0.0
-    evaluate: Callable[[SearchSpace, Architecture], float] | None = None
-
-    def additive_value(self, space: SearchSpace, arch: Architecture) -> float:
-        return self.offset + sum(float(self.unit_cost(u)) for u in arch_units(space, arch))
-
-    def __call__(self, space: SearchSpace, arch: Architecture) -> float:
-        if self.evaluate is not None:
-            return float(self.evaluate(space, arch))
-        return self.additive_value(space, arch)
-
-
-def _flops(u: Unit) -> int:
-    return 2 * unit_macs(u)
+AdditiveCost = CostRule  # the MILP's name for a summed cost rule (one type, nas.spaces.cells)
 
 
 def _exact(metric: str) -> Callable[[SearchSpace, Architecture], float]:
@@ -58,12 +35,18 @@ def _exact(metric: str) -> Callable[[SearchSpace, Architecture], float]:
     return evaluate
 
 
-def builtin_costs() -> dict[str, AdditiveCost]:
-    """``flops``, ``macs`` and ``params``, re-checked with :func:`nas.costs.costs`."""
+def _flops(u: Unit) -> int:
+    return 2 * u.macs()
+
+
+def builtin_costs() -> dict[str, CostRule]:
+    """``flops``, ``macs`` and ``params`` (the summed rules of
+    :func:`nas.spaces.cells.cost_rules`), re-checked with :func:`nas.costs.costs`."""
+    rules = cost_rules()
     return {
-        "flops": AdditiveCost(_flops, evaluate=_exact("flops")),
-        "macs": AdditiveCost(unit_macs, evaluate=_exact("macs")),
-        "params": AdditiveCost(unit_params, evaluate=_exact("params")),
+        "flops": CostRule(_flops, evaluate=_exact("flops")),
+        "macs": CostRule(rules["macs"].unit_cost, evaluate=_exact("macs")),
+        "params": CostRule(rules["params"].unit_cost, evaluate=_exact("params")),
     }
 
 
@@ -76,7 +59,7 @@ def space_unit_keys(space: SearchSpace) -> list[str]:
     return list(seen)
 
 
-def latency_cost(table: Any, space: SearchSpace, keys: Iterable[str] | None = None) -> AdditiveCost:
+def latency_cost(table: Any, space: SearchSpace, keys: Iterable[str] | None = None) -> CostRule:
     """The table's latency prediction (ms) as an additive cost over ``space``.
 
     Without a calibration the prediction is the sum of unit medians. A calibration
@@ -113,4 +96,4 @@ def latency_cost(table: Any, space: SearchSpace, keys: Iterable[str] | None = No
     def evaluate(space_: SearchSpace, arch: Architecture) -> float:
         return float(table.predict_from_keys([arch_keys(space_, arch)])[0])
 
-    return AdditiveCost(unit_cost, offset=offset, evaluate=evaluate)
+    return CostRule(unit_cost, offset=offset, evaluate=evaluate)

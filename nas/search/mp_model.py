@@ -41,7 +41,7 @@ One formulation per space; solving (bounds, objectives, cuts) lives in :mod:`nas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,18 +49,22 @@ from scipy import sparse
 
 from nas.arch import Architecture, Stage
 from nas.memory import BYTES_PER_ELEMENT, unit_graph
+from nas.spaces.cells import space_cells
 from nas.spaces.ops import stage_layer_choices
-from nas.spaces.schema import SearchSpace, conv_out, stage_input_sizes
-from nas.units import Unit, head_unit, layer_units, stem_unit
+from nas.spaces.schema import SearchSpace
+from nas.units import Unit
 
 
 @dataclass(frozen=True)
 class UnitGroup:
-    """Column ``col`` places ``units`` (in order) in the network, reading ``input_numel`` elements."""
+    """Column ``col`` places ``units`` (one cell of :mod:`nas.spaces.cells`, in order)."""
 
     col: int
     units: tuple[Unit, ...]
-    input_numel: int
+
+    @property
+    def input_numel(self) -> int:
+        return self.units[0].input_numel()
 
     def peak_bytes(self) -> int:
         """Peak activation bytes while these units run (their input alive from the first one)."""
@@ -104,44 +108,27 @@ class Formulation:
         ]
         self.cells: list[list[list[SlotCell]]] = []
         self.groups: list[UnitGroup] = []
-        sizes = [stage_input_sizes(space, r) for r in res]
-        for r_i, r in enumerate(res):
-            stem = stem_unit(space, r)
-            self.groups.append(
-                UnitGroup(int(self.res_cols[r_i]), (stem,), space.in_channels * r * r)
-            )
+        space_cell_units = space_cells(space)
+        for r_i in range(len(res)):
+            self.groups.append(UnitGroup(int(self.res_cols[r_i]), space_cell_units.stem[r_i]))
         for s, stage in enumerate(space.stages):
-            in_widths = self.input_widths(s)
+            n_in = len(self.input_widths(s))
             per_slot = []
             for j in range(stage.max_depth):
                 cells = []
-                for c, layer in enumerate(self.choices[s]):
+                for c in range(len(self.choices[s])):
                     for r_i in range(len(res)):
-                        size = sizes[r_i][s]
-                        if j > 0:
-                            size = conv_out(size, stage.stride)
-                        for wo_i, wo in enumerate(stage.widths):
-                            wi_range = range(len(in_widths)) if j == 0 else (wo_i,)
-                            for wi_i in wi_range:
-                                wi = in_widths[wi_i] if j == 0 else wo
+                        for wo_i in range(len(stage.widths)):
+                            for wi_i in range(n_in) if j == 0 else (wo_i,):
                                 col = self._take(1)[0]
                                 cells.append(SlotCell(int(col), c, r_i, wi_i, wo_i))
-                                units = layer_units(space, s, j, layer, wi, wo, size)
-                                self.groups.append(
-                                    UnitGroup(int(col), tuple(units), wi * size * size)
-                                )
+                                units = space_cell_units.slot(s, j, r_i, wi_i, wo_i, c)
+                                self.groups.append(UnitGroup(int(col), units))
                 per_slot.append(cells)
             self.cells.append(per_slot)
-        last = space.stages[-1]
         self.head_cols = self.pair_cols[-1]
-        for r_i in range(len(res)):
-            size = sizes[r_i][-1]
-            for w_i, w in enumerate(last.widths):
-                self.groups.append(
-                    UnitGroup(
-                        int(self.head_cols[r_i, w_i]), (head_unit(space, w, size),), w * size * size
-                    )
-                )
+        for (r_i, w_i), units in space_cell_units.head.items():
+            self.groups.append(UnitGroup(int(self.head_cols[r_i, w_i]), units))
         self.n_vars = self._n
         self._structure = self._build_structure()
 
@@ -153,9 +140,7 @@ class Formulation:
 
     def input_widths(self, stage_index: int) -> tuple[int, ...]:
         """Widths that can enter stage ``stage_index`` (the previous stage's, or the stem's)."""
-        if stage_index == 0:
-            return (self.space.stem.width,)
-        return self.space.stages[stage_index - 1].widths
+        return space_cells(self.space).input_widths(stage_index)
 
     @property
     def integrality(self) -> np.ndarray:
@@ -175,7 +160,7 @@ class Formulation:
     def _build_structure(self) -> tuple[sparse.csr_array, np.ndarray, np.ndarray]:
         rows: list[tuple[list[int], list[float], float, float]] = []
 
-        def row(cols: Sequence[int], vals: Sequence[float], lo: float, hi: float) -> None:
+        def row(cols: Iterable[int], vals: Sequence[float], lo: float, hi: float) -> None:
             rows.append((list(map(int, cols)), list(map(float, vals)), lo, hi))
 
         def one_hot(cols: np.ndarray) -> None:

@@ -17,8 +17,9 @@ Convolutional Neural Network", CVPR 2023), adapted to be additive over layers::
   matmul aggregates over all tokens: a kernel covering the whole map), ``heads * head_dim``
   (projection), ``c`` and ``mlp_hidden`` (MLP); mixer ``window^2`` and ``token_hidden`` (token MLP
   inside a window), ``c`` and ``channel_hidden`` (channel MLP); head the 1x1 conv ``c_in`` only
-  (DeepMAD scores the features before global pooling). Squeeze-excite gates, norms and activations
-  add nothing.
+  (DeepMAD scores the features before global pooling). Squeeze-excite gates, norms, activations
+  and fixed (unlearned) operators such as average pooling add nothing. A kind registered later
+  states its fan-ins in its own ``Unit.entropy``.
 - ``log(r_s^2 * c_s)``: DeepMAD's spatial entropy of stage ``s``'s output feature map (size ``r_s``,
   width ``c_s``), weighted per stage as in their multi-scale entropy (default ``alpha = 1`` for every
   stage and ``8`` for the last, their ``multi_block_ratio``).
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import singledispatch
 from typing import Any, Protocol
 
 import numpy as np
@@ -43,16 +43,7 @@ import numpy as np
 from nas.arch import Architecture
 from nas.errors import IncompatibleFileError, UserError
 from nas.spaces.schema import SearchSpace, stage_input_sizes
-from nas.units import (
-    AttnUnit,
-    ConvUnit,
-    HeadUnit,
-    MixerUnit,
-    StemUnit,
-    TransitionUnit,
-    Unit,
-    arch_units,
-)
+from nas.units import Unit, arch_units
 from predictors.encoders import OneHotEncoder
 
 from .mp_model import Formulation
@@ -76,45 +67,10 @@ class Objective(Protocol):
 
 
 # ----- DeepMAD-style entropy -------------------------------------------------------------------
-def _half_log(*fan_ins: float) -> float:
-    return 0.5 * sum(math.log(f) for f in fan_ins)
-
-
-@singledispatch
 def unit_entropy(unit: Unit) -> float:
-    """``E(u)``: half the summed log fan-ins of the unit's linear operators (module docstring)."""
-    raise TypeError(f"no entropy rule for {type(unit).__name__}")
-
-
-@unit_entropy.register
-def _(u: StemUnit) -> float:
-    return _half_log(u.c_in * u.kernel * u.kernel)
-
-
-@unit_entropy.register
-def _(u: TransitionUnit) -> float:
-    return _half_log(u.c_in * u.kernel * u.kernel)
-
-
-@unit_entropy.register
-def _(u: ConvUnit) -> float:
-    expand = (u.c_in,) if u.expand != 1 else ()
-    return _half_log(*expand, u.kernel * u.kernel, u.hidden)
-
-
-@unit_entropy.register
-def _(u: AttnUnit) -> float:
-    return _half_log(u.c, u.size * u.size, u.inner, u.c, u.mlp_hidden)
-
-
-@unit_entropy.register
-def _(u: MixerUnit) -> float:
-    return _half_log(u.window * u.window, u.token_hidden, u.c, u.channel_hidden)
-
-
-@unit_entropy.register
-def _(u: HeadUnit) -> float:
-    return _half_log(u.c_in)
+    """``E(u)``: half the summed log fan-ins of the unit's linear operators (module docstring);
+    each kind's rule is ``Unit.entropy`` in its module of :mod:`nas.blocks.kinds`."""
+    return unit.entropy()
 
 
 def deepmad_stage_weights(space: SearchSpace) -> tuple[float, ...]:

@@ -17,9 +17,14 @@ from typing import Any
 import numpy as np
 
 from nas.errors import UserError
+from nas.metrics import canonical, cost_base
 from nas.search.base import Searcher
 
-_MILP_OBJECTIVE = {"latency": "latency_ms", "peak_memory": "memory", "param_memory": "params"}
+
+def _milp_objective(name: str) -> str:
+    """The MILP cost to minimise for ``name`` (``param_memory`` orders subnets as ``params``)."""
+    base = cost_base(name)
+    return base[0] if base is not None and name == "param_memory" else canonical(name)
 
 
 def mp_genes(problem: Any, points: int, progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
@@ -46,7 +51,7 @@ def mp_genes(problem: Any, points: int, progress: bool) -> tuple[np.ndarray, dic
     elif primary.metric == DEEPMAD:
         objective, kind = None, "DeepMAD expressiveness score (no predictor given)"
     else:
-        objective = CostObjective(_MILP_OBJECTIVE.get(primary.metric, primary.metric),
+        objective = CostObjective(_milp_objective(primary.metric),
                                   maximize=primary.direction == "maximize")
         kind = f"cost {primary.metric}"
     search = MILPSearch(problem.space, objective, constraints=bounds, costs=problem.milp_costs())
@@ -58,7 +63,7 @@ def mp_genes(problem: Any, points: int, progress: bool) -> tuple[np.ndarray, dic
         other = next(o for o in objectives if o is not primary)
         if other.direction != "minimize" or other.metric in (*ACCURACY_METRICS, DEEPMAD):
             raise UserError(f"--algo mp sweeps a bound on a cost to minimise; {other} is not one")
-        swept = _MILP_OBJECTIVE.get(other.metric, other.metric)
+        swept = _milp_objective(other.metric)
         sols = search.pareto_front(swept, n_points=max(2, points), progress=progress)
     seconds = time.perf_counter() - start
     genes = np.stack([encode(problem.space, s.arch) for s in sols])

@@ -38,6 +38,8 @@ import numpy as np
 from nas.arch import Architecture
 from nas.costs import BYTES_PER_ELEMENT, costs
 from nas.errors import IncompatibleFileError, UserError
+from nas.metrics import canonical as canonical_metric
+from nas.metrics import cost_base
 from nas.search.constraints import Constraint, Objective
 from nas.search.problem import MetricProblem
 from nas.spaces import SearchSpace, canonical, cardinalities, decode
@@ -49,14 +51,8 @@ DEEPMAD = "deepmad_score"
 PERCENT = 100.0  # accuracy (percent) = PERCENT * val_acc (fraction)
 # metric -> (base metric of the DP/MILP, scale): flops = 2 macs, param_memory = 4 params
 _COST_BASE: dict[str, tuple[str, float]] = {
-    "macs": ("macs", 1.0),
-    "flops": ("macs", 2.0),
-    "params": ("params", 1.0),
-    "param_memory": ("params", float(BYTES_PER_ELEMENT)),
-    "memory": ("memory", 1.0),
-    "peak_memory": ("memory", 1.0),
+    name: base for name in COST_METRICS if (base := cost_base(name)) is not None
 }
-_MILP_NAME: dict[str, str] = {"latency": "latency_ms", "peak_memory": "memory"}
 
 
 # ----- accuracy measured with the supernet ----------------------------------------------------
@@ -163,7 +159,7 @@ class TableLatency:
 
     ``additive`` is True when the calibration is a sum over units; then :attr:`rule` is the
     per-unit :class:`~nas.spaces.tables.CostRule` (intercept carried by the stem) and
-    :meth:`additive_cost` the MILP's :class:`~nas.search.mp_costs.AdditiveCost`. Otherwise
+    :meth:`additive_cost` the MILP's (the same type, with the intercept as its offset). Otherwise
     :meth:`predict` decodes and calls :func:`~nas.latency.space_units.predict_latency`.
     A table of another space, or one that lacks keys the space can use, is refused.
     """
@@ -198,7 +194,7 @@ class TableLatency:
     def additive_cost(self) -> Any:
         """The prediction as a MILP cost; refuses a calibration that is not additive over units."""
         from nas.latency.space_units import unit_cost_ms
-        from nas.search.mp_costs import AdditiveCost
+        from nas.spaces.cells import CostRule
 
         if not self.additive:
             raise UserError(
@@ -208,7 +204,7 @@ class TableLatency:
         cal = self.table.calibration
         offset = float(cal.intercept) if cal is not None else 0.0
         predict = self.predict
-        return AdditiveCost(unit_cost_ms(self.table), offset=offset,
+        return CostRule(unit_cost_ms(self.table), offset=offset,
                             evaluate=lambda _space, arch: float(predict([arch])[0]))
 
     def describe(self) -> dict[str, Any]:
@@ -429,8 +425,8 @@ class SpaceProblem(MetricProblem):
         return self._ranges[metric]
 
     def _range(self, metric: str) -> tuple[float, float] | None:
-        from nas.costs import unit_macs, unit_params
-        from nas.spaces.extremes import cost_extreme, memory_cost
+        from nas.spaces.cells import cost_rules
+        from nas.spaces.extremes import cost_extreme
 
         def extremes(unit_cost: Callable[[Any], float], combine: str) -> tuple[float, float]:
             return (cost_extreme(self.space, unit_cost, combine=combine, pick="min"),
@@ -438,9 +434,8 @@ class SpaceProblem(MetricProblem):
 
         if metric in _COST_BASE:
             base, scale = _COST_BASE[metric]
-            fn, combine = {"macs": (unit_macs, "sum"), "params": (unit_params, "sum"),
-                           "memory": (memory_cost, "max")}[base]
-            lo, hi = extremes(fn, combine)
+            rule = cost_rules()[base]
+            lo, hi = extremes(rule.unit_cost, rule.combine)
             return scale * lo, scale * hi
         if metric in LATENCY_METRICS and self.latency is not None and self.latency.additive:
             return extremes(self.latency.rule.unit_cost, "sum")
@@ -488,7 +483,7 @@ class SpaceProblem(MetricProblem):
         for c in self.constraints if constraints is None else constraints:
             if c.op != "<=" or c.metric not in exact:
                 return None
-            name = _MILP_NAME.get(c.metric, c.metric)
+            name = canonical_metric(c.metric)
             out[name] = min(c.bound, out.get(name, math.inf))
         return out
 

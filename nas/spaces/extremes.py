@@ -1,35 +1,21 @@
 """Exact smallest and largest achievable cost over a whole space, without enumerating it.
 
-A subnet's units depend only on the resolution, the previous stage's width, the stage's width and
-the layer choice, so an additive cost (MACs, params, table latency) or a max-type cost (peak
-memory) is optimised exactly by dynamic programming over stages with the previous width as state.
+A subnet's units depend only on its cells (:mod:`nas.spaces.cells`), so an additive cost (MACs,
+params, table latency) or a max-type cost (peak memory) is optimised exactly by dynamic programming over stages with the previous width as state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from nas.memory import unit_peak_bytes
-from nas.spaces.ops import stage_layer_choices
-from nas.spaces.schema import SearchSpace, conv_out, stage_input_sizes
-from nas.units import Unit, head_unit, layer_units, stem_unit
+from nas.spaces.cells import CostRule, UnitCost, cost_rules, memory_cost, space_cells
+from nas.spaces.schema import SearchSpace
 
-UnitCost = Callable[[Unit], float]
+__all__ = ["cost_extreme", "cost_ranges", "memory_cost"]
 
 
 def _combine(kind: str) -> Callable[[float, float], float]:
     return (lambda a, b: a + b) if kind == "sum" else max
-
-
-def _input_numel(unit: Unit) -> int:
-    if hasattr(unit, "c_in"):
-        return unit.c_in * unit.size * unit.size
-    return unit.c * unit.size * unit.size
-
-
-def memory_cost(unit: Unit) -> float:
-    """Per-unit peak bytes (the network's peak is the max over units)."""
-    return float(unit_peak_bytes(unit, _input_numel(unit)))
 
 
 def cost_extreme(
@@ -38,37 +24,20 @@ def cost_extreme(
     """Min or max over all subnets of ``combine``(unit costs); combine is 'sum' or 'max'."""
     join = _combine(combine)
     best = min if pick == "min" else max
+    rule = CostRule(unit_cost, combine)
+    cells = space_cells(space)
     results = []
-    for res in space.resolutions:
-        sizes = stage_input_sizes(space, res)
-        stem = stem_unit(space, res)
-        values = {space.stem.width: unit_cost(stem)}  # width after the stage -> best total so far
+    for r in range(len(space.resolutions)):
+        # width index after the stage -> best total so far (the stem's single width first)
+        values = {0: rule.fold(cells.stem[r])}
         for i, stage in enumerate(space.stages):
-            choices = stage_layer_choices(stage)
-            inner = conv_out(sizes[i], stage.stride)
+            choices = range(len(cells.choices[i]))
             new: dict[int, float] = {}
-            for w in stage.widths:
-                rest = (
-                    best(
-                        sum(unit_cost(u) for u in layer_units(space, i, 1, c, w, w, inner))
-                        if combine == "sum"
-                        else max(unit_cost(u) for u in layer_units(space, i, 1, c, w, w, inner))
-                        for c in choices
-                    )
-                    if stage.max_depth > 1
-                    else 0.0
-                )
-                for w_prev, acc in values.items():
-                    first = best(
-                        _fold(
-                            join,
-                            [
-                                unit_cost(u)
-                                for u in layer_units(space, i, 0, c, w_prev, w, sizes[i])
-                            ],
-                        )
-                        for c in choices
-                    )
+            for w in range(len(stage.widths)):
+                rest = (best(rule.fold(cells.rest[i][r, w, c]) for c in choices)
+                        if stage.max_depth > 1 else 0.0)
+                for p, acc in values.items():
+                    first = best(rule.fold(cells.first[i][r, p, w, c]) for c in choices)
                     for d in stage.depths:
                         # first slot, then d - 1 equal slots: in closed form (depth may be huge)
                         if d == 1:
@@ -80,31 +49,16 @@ def cost_extreme(
                         candidate = join(acc, total)
                         new[w] = candidate if w not in new else best(new[w], candidate)
             values = new
-        results.append(
-            best(join(v, unit_cost(head_unit(space, w, sizes[-1]))) for w, v in values.items())
-        )
+        results.append(best(join(v, rule.fold(cells.head[r, p])) for p, v in values.items()))
     return best(results)
-
-
-def _fold(join: Callable[[float, float], float], values: list[float]) -> float:
-    out = values[0]
-    for v in values[1:]:
-        out = join(out, v)
-    return out
 
 
 def cost_ranges(space: SearchSpace) -> dict[str, tuple[float, float]]:
     """Exact (min, max) of MACs, params and peak memory bytes over every subnet of ``space``."""
-    from nas.costs import unit_macs, unit_params
-
-    out = {}
-    for name, fn, combine in (
-        ("macs", unit_macs, "sum"),
-        ("params", unit_params, "sum"),
-        ("memory", memory_cost, "max"),
-    ):
-        out[name] = (
-            cost_extreme(space, fn, combine=combine, pick="min"),
-            cost_extreme(space, fn, combine=combine, pick="max"),
+    return {
+        name: (
+            cost_extreme(space, rule.unit_cost, combine=rule.combine, pick="min"),
+            cost_extreme(space, rule.unit_cost, combine=rule.combine, pick="max"),
         )
-    return out
+        for name, rule in cost_rules().items()
+    }

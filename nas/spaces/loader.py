@@ -9,18 +9,16 @@ from typing import Any
 import yaml
 
 import search_spaces
+from nas.blocks.base import check_choices as _choices
+from nas.blocks.base import check_int as _int
 from nas.errors import SpaceError
 from nas.spaces.schema import (
-    KINDS,
-    AttnSpec,
-    ConvSpec,
     HeadSpec,
-    MixerSpec,
     SearchSpace,
     StageSpec,
     StemSpec,
     _check_act,
-    _choices,
+    block_spec,
     validate_space,
 )
 
@@ -37,11 +35,6 @@ _TOP_KEYS = {
     "head",
 }
 _STAGE_KEYS = {"name", "widths", "depths", "stride", "act", "blocks"}
-_BLOCK_KEYS = {
-    "conv": {"kernels", "expands", "se"},
-    "attn": {"heads", "mlp_ratios", "head_dim"},
-    "mixer": {"token_ratios", "channel_ratios", "window"},
-}
 
 
 def shipped_spaces() -> list[str]:
@@ -98,44 +91,6 @@ def _check_keys(data: Any, allowed: set[str], where: str) -> dict:
     return data
 
 
-def _int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpaceError(f"{where}: {value!r} is not an integer")
-    return value
-
-
-def _block(kind: str, data: Any, where: str) -> ConvSpec | AttnSpec | MixerSpec:
-    data = _check_keys(data or {}, _BLOCK_KEYS[kind], where)
-    num = (int, float)
-    try:
-        if kind == "conv":
-            return ConvSpec(
-                kernels=_choices(_require(data, "kernels", where), f"{where}.kernels", kind=int),
-                expands=_choices(_require(data, "expands", where), f"{where}.expands", kind=num),
-                se=_choices(data.get("se", [False]), f"{where}.se", kind=bool),
-            )
-        if kind == "attn":
-            return AttnSpec(
-                heads=_choices(_require(data, "heads", where), f"{where}.heads", kind=int),
-                mlp_ratios=_choices(
-                    _require(data, "mlp_ratios", where), f"{where}.mlp_ratios", kind=num
-                ),
-                head_dim=_int(data.get("head_dim", 16), f"{where}.head_dim"),
-            )
-        return MixerSpec(
-            token_ratios=_choices(
-                _require(data, "token_ratios", where), f"{where}.token_ratios", kind=num
-            ),
-            channel_ratios=_choices(
-                _require(data, "channel_ratios", where), f"{where}.channel_ratios", kind=num
-            ),
-            window=_int(data.get("window", 4), f"{where}.window"),
-        )
-    except SpaceError as exc:
-        msg = str(exc)
-        raise SpaceError(msg if msg.startswith(where) else f"{where}: {msg}") from None
-
-
 def space_from_dict(data: Any, *, where: str = "<space>") -> SearchSpace:
     """Build and validate a SearchSpace from parsed YAML."""
     data = _check_keys(data, _TOP_KEYS, where)
@@ -165,10 +120,15 @@ def space_from_dict(data: Any, *, where: str = "<space>") -> SearchSpace:
     for i, sd in enumerate(stages_d):
         sw = f"{where}: stages[{i}]"
         sd = _check_keys(sd, _STAGE_KEYS, sw)
-        blocks_d = _check_keys(_require(sd, "blocks", sw), set(KINDS), f"{sw}.blocks")
+        from nas.blocks.registry import kind_names  # loads the kinds (and torch) on first use
+
+        kinds = kind_names()
+        blocks_d = _check_keys(_require(sd, "blocks", sw), set(kinds), f"{sw}.blocks")
         if not blocks_d:
-            raise SpaceError(f"{sw}.blocks: empty; allowed kinds: {', '.join(KINDS)}")
-        blocks = tuple(_block(k, blocks_d[k], f"{sw}.blocks.{k}") for k in KINDS if k in blocks_d)
+            raise SpaceError(f"{sw}.blocks: empty; allowed kinds: {', '.join(kinds)}")
+        blocks = tuple(
+            block_spec(k, blocks_d[k], f"{sw}.blocks.{k}") for k in kinds if k in blocks_d
+        )
         stages.append(
             StageSpec(
                 widths=_choices(_require(sd, "widths", sw), f"{sw}.widths", kind=int),

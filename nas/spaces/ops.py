@@ -13,12 +13,15 @@ import json
 import math
 from dataclasses import asdict
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nas.arch import Architecture, Layer, Stage, make_layer
 from nas.errors import SpaceError
-from nas.spaces.schema import SearchSpace, StageSpec
+
+if TYPE_CHECKING:  # the space's methods call this module: no import back at run time
+    from nas.spaces.schema import SearchSpace, StageSpec
 
 
 @lru_cache(maxsize=256)

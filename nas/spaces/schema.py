@@ -7,42 +7,15 @@ is a sorted tuple without duplicates; validation errors name the field and the a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
+from nas.blocks.base import BlockSpec
 from nas.errors import SpaceError
+from nas.spaces.geometry import conv_out, stage_input_sizes
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "hswish", "gelu", "silu")
-KINDS: tuple[str, ...] = ("conv", "attn", "mixer")
 
-
-def _choices(
-    value: object, where: str, *, kind: type | tuple[type, ...], positive: bool = True
-) -> tuple:
-    if not isinstance(value, list | tuple):
-        value = [value]
-    if len(value) == 0:
-        raise SpaceError(f"{where}: empty choice list; expected at least one value")
-    out = []
-    for v in value:
-        if isinstance(v, bool) and kind is not bool:
-            raise SpaceError(f"{where}: {v!r} is a boolean; expected {_kind_name(kind)}")
-        if not isinstance(v, kind):
-            raise SpaceError(f"{where}: {v!r} is not {_kind_name(kind)}")
-        if positive and not isinstance(v, bool) and v <= 0:
-            raise SpaceError(f"{where}: {v!r} must be > 0")
-        out.append(v)
-    if len(set(out)) != len(out):
-        raise SpaceError(f"{where}: duplicate values in {list(value)!r}")
-    return tuple(sorted(out))
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(
-        {"int": "an integer", "float": "a number", "bool": "true/false"}.get(k.__name__, k.__name__)
-        for k in kinds
-    )
-
+__all__ = ["ACTIVATIONS", "BlockSpec", "HeadSpec", "SearchSpace", "StageSpec", "StemSpec",
+           "block_spec", "conv_out", "stage_input_sizes", "validate_space"]
 
 def _check_act(act: str, where: str) -> str:
     if act not in ACTIVATIONS:
@@ -50,63 +23,11 @@ def _check_act(act: str, where: str) -> str:
     return act
 
 
-@dataclass(frozen=True)
-class ConvSpec:
-    """MBConv / inverted residual: elastic kernel (centre crop), expand ratio, squeeze-excite."""
+def block_spec(kind: str, data: object, where: str) -> BlockSpec:
+    """The spec of a registered block kind from its YAML mapping (errors name ``where``)."""
+    from nas.blocks.registry import block_kind  # the kinds (and torch) load with the first space
 
-    kind: ClassVar[str] = "conv"
-    kernels: tuple[int, ...]
-    expands: tuple[int | float, ...]
-    se: tuple[bool, ...] = (False,)
-
-    def __post_init__(self) -> None:
-        for k in self.kernels:
-            if k % 2 == 0:
-                raise SpaceError(f"conv.kernels: {k} is even; expected odd kernel sizes (3, 5, 7)")
-
-    @property
-    def option_names(self) -> tuple[str, ...]:
-        return ("kernel", "expand", "se")
-
-    def option_choices(self) -> dict[str, tuple]:
-        return {"kernel": self.kernels, "expand": self.expands, "se": self.se}
-
-
-@dataclass(frozen=True)
-class AttnSpec:
-    """Pre-norm multi-head self-attention over spatial tokens + MLP. Head dim is fixed."""
-
-    kind: ClassVar[str] = "attn"
-    heads: tuple[int, ...]
-    mlp_ratios: tuple[int | float, ...]
-    head_dim: int = 16
-
-    @property
-    def option_names(self) -> tuple[str, ...]:
-        return ("heads", "mlp_ratio")
-
-    def option_choices(self) -> dict[str, tuple]:
-        return {"heads": self.heads, "mlp_ratio": self.mlp_ratios}
-
-
-@dataclass(frozen=True)
-class MixerSpec:
-    """MLP-Mixer block: token mixing inside fixed w x w windows (zero-padded), then a channel MLP."""
-
-    kind: ClassVar[str] = "mixer"
-    token_ratios: tuple[int | float, ...]
-    channel_ratios: tuple[int | float, ...]
-    window: int = 4
-
-    @property
-    def option_names(self) -> tuple[str, ...]:
-        return ("token_ratio", "channel_ratio")
-
-    def option_choices(self) -> dict[str, tuple]:
-        return {"token_ratio": self.token_ratios, "channel_ratio": self.channel_ratios}
-
-
-BlockSpec = ConvSpec | AttnSpec | MixerSpec
+    return block_kind(kind).spec.from_yaml(data, where)
 
 
 @dataclass(frozen=True)
@@ -155,7 +76,7 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """A declarative space of hybrid conv/attention/mixer networks (see DESIGN.md)."""
+    """A declarative space of hybrid networks over the registered block kinds (see DESIGN.md)."""
 
     name: str
     in_channels: int
@@ -225,22 +146,6 @@ class SearchSpace:
         )
 
 
-def conv_out(size: int, stride: int) -> int:
-    """Output size of a 'same'-padded conv with odd kernel: ceil(size / stride)."""
-    return -(-size // stride)
-
-
-def stage_input_sizes(space: SearchSpace, resolution: int) -> list[int]:
-    """Spatial input size of each stage at a given resolution (after the stem)."""
-    size = conv_out(resolution, space.stem.stride)
-    sizes = []
-    for stage in space.stages:
-        sizes.append(size)
-        size = conv_out(size, stage.stride)
-    sizes.append(size)  # head input
-    return sizes
-
-
 def validate_space(space: SearchSpace, where: str) -> None:
     """Cross-field checks; raises SpaceError naming the file and field."""
     if space.in_channels <= 0 or space.num_classes <= 1:
@@ -254,14 +159,11 @@ def validate_space(space: SearchSpace, where: str) -> None:
         if stage.stride not in (1, 2):
             raise SpaceError(f"{where}: stages[{i}].stride = {stage.stride}; allowed: 1, 2")
         if not stage.blocks:
+            from nas.blocks.registry import kind_names
+
             raise SpaceError(
-                f"{where}: stages[{i}].blocks: empty; allowed kinds: {', '.join(KINDS)}"
+                f"{where}: stages[{i}].blocks: empty; allowed kinds: {', '.join(kind_names())}"
             )
-        for b in stage.blocks:
-            if isinstance(b, AttnSpec) and b.head_dim <= 0:
-                raise SpaceError(f"{where}: stages[{i}].blocks.attn.head_dim must be > 0")
-            if isinstance(b, MixerSpec) and b.window <= 0:
-                raise SpaceError(f"{where}: stages[{i}].blocks.mixer.window must be > 0")
     smallest = space.resolutions[0]
     sizes = stage_input_sizes(space, smallest)
     total_stride = space.stem.stride

@@ -1,8 +1,8 @@
 """Vectorised costs and one-hot encodings over batches of genomes.
 
-Every unit of a subnet depends only on (resolution, previous stage width, stage width, layer
-choice, whether it is the stage's first slot), so per-choice tables precomputed once turn the cost
-of n genomes into a few numpy gathers: additive costs (MACs, params, table latency) are sums over
+Every unit of a subnet depends only on its cell (resolution, previous stage width, stage width,
+layer choice, whether it is the stage's first slot; :mod:`nas.spaces.cells`), so per-cell tables
+precomputed once turn the cost of n genomes into a few numpy gathers: additive costs (MACs, params, table latency) are sums over
 slots, peak memory is a max. ``GenomeTables`` gives exactly what :mod:`nas.costs` and
 :class:`predictors.encoders.OneHotEncoder` give architecture by architecture (tested), thousands of
 times faster, which is what makes predictor-driven evolution cheap.
@@ -10,44 +10,21 @@ times faster, which is what makes predictor-driven evolution cheap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from nas.spaces.cells import CostRule, cost_rules, space_cells
 from nas.spaces.ops import cardinalities, stage_layer_choices
-from nas.spaces.schema import SearchSpace, conv_out, stage_input_sizes
-from nas.units import Unit, head_unit, layer_units, stem_unit
+from nas.spaces.schema import SearchSpace
 
-UnitCost = Callable[[Unit], float]
-
-
-@dataclass(frozen=True)
-class CostRule:
-    """How a named cost is computed: a per-unit cost and how units combine ('sum' or 'max')."""
-
-    unit_cost: UnitCost
-    combine: str = "sum"
-
-    def __post_init__(self) -> None:
-        if self.combine not in ("sum", "max"):
-            raise ValueError(f"combine must be 'sum' or 'max', got {self.combine!r}")
-
-    def fold(self, units: list[Unit]) -> float:
-        values = [float(self.unit_cost(u)) for u in units]
-        return sum(values) if self.combine == "sum" else max(values)
+__all__ = ["CostRule", "GenomeOneHot", "GenomeTables", "default_cost_rules"]
 
 
 def default_cost_rules() -> dict[str, CostRule]:
     """MACs, params (summed) and peak activation memory bytes (max over units)."""
-    from nas.costs import unit_macs, unit_params
-    from nas.spaces.extremes import memory_cost
-
-    return {
-        "macs": CostRule(unit_macs),
-        "params": CostRule(unit_params),
-        "memory": CostRule(memory_cost, "max"),
-    }
+    return cost_rules()
 
 
 @dataclass(frozen=True)
@@ -59,36 +36,23 @@ class _Table:
 
 
 def _build(space: SearchSpace, rule: CostRule) -> _Table:
-    resolutions = space.resolutions
-    stem = np.array([rule.fold([stem_unit(space, r)]) for r in resolutions])
+    cells = space_cells(space)
+    n_res = len(space.resolutions)
+    stem = np.array([rule.fold(units) for units in cells.stem])
     first, rest = [], []
-    prev_widths: tuple[int, ...] = (space.stem.width,)
     for i, stage in enumerate(space.stages):
-        choices = stage_layer_choices(stage)
-        t0 = np.zeros((len(resolutions), len(prev_widths), len(stage.widths), len(choices)))
-        t1 = np.zeros((len(resolutions), len(stage.widths), len(choices)))
-        for r, res in enumerate(resolutions):
-            size = stage_input_sizes(space, res)[i]
-            inner = conv_out(size, stage.stride)
-            for w, width in enumerate(stage.widths):
-                for c, layer in enumerate(choices):
-                    for p, prev in enumerate(prev_widths):
-                        t0[r, p, w, c] = rule.fold(
-                            layer_units(space, i, 0, layer, prev, width, size)
-                        )
-                    if stage.max_depth > 1:
-                        t1[r, w, c] = rule.fold(
-                            layer_units(space, i, 1, layer, width, width, inner)
-                        )
+        shape = (len(cells.input_widths(i)), len(stage.widths), len(cells.choices[i]))
+        t0 = np.zeros((n_res, *shape))
+        t1 = np.zeros((n_res, *shape[1:]))
+        for first_index, units in cells.first[i].items():
+            t0[first_index] = rule.fold(units)
+        for rest_index, units in cells.rest[i].items():
+            t1[rest_index] = rule.fold(units)
         first.append(t0)
         rest.append(t1)
-        prev_widths = stage.widths
-    head = np.array(
-        [
-            [rule.fold([head_unit(space, w, stage_input_sizes(space, r)[-1])]) for w in prev_widths]
-            for r in resolutions
-        ]
-    )
+    head = np.zeros((n_res, len(space.stages[-1].widths)))
+    for head_index, units in cells.head.items():
+        head[head_index] = rule.fold(units)
     return _Table(stem, first, rest, head)
 
 
@@ -133,7 +97,7 @@ class GenomeTables:
                     value = t.rest[i][res, w, genes[:, o + 2 + j]]
                     total = np.where(active[i][:, j], join(total, value), total)
                 prev = w
-            out[name] = join(total, t.head[res, prev])
+            out[name] = join(total, t.head[res, prev]) + rule.offset
         return out
 
 

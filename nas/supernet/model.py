@@ -5,22 +5,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.arch import Architecture, AttnLayer, ConvLayer, MixerLayer
+from nas.arch import Architecture
+from nas.blocks.registry import block_kind
 from nas.errors import SpaceError
-from nas.spaces.schema import AttnSpec, ConvSpec, MixerSpec, SearchSpace
+from nas.spaces.schema import SearchSpace
 from nas.supernet import static
-from nas.supernet.elastic import (
-    ElasticAttention,
-    ElasticConvBN,
-    ElasticHead,
-    ElasticMBConv,
-    ElasticMixer,
-)
+from nas.supernet.elastic import ElasticConvBN, ElasticHead
 
 
 class LayerSlot(nn.Module):
     """One layer position of a stage: an elastic block per allowed kind, plus a transition for the
-    first position of a stage whose attention/mixer layers need a stride or width change."""
+    first position of a stage whose kinds keep their width and stride (``BlockKind.transition``)."""
 
     def __init__(self, space: SearchSpace, stage_index: int, position: int, max_in: int) -> None:
         super().__init__()
@@ -32,43 +27,29 @@ class LayerSlot(nn.Module):
         self.blocks = nn.ModuleDict()
         self.transition: ElasticConvBN | None = None
         for spec in stage.blocks:
-            if isinstance(spec, ConvSpec):
-                self.blocks["conv"] = ElasticMBConv(
-                    c_in, max_out, spec.kernels, spec.expands, spec.se, stage.act
-                )
-            elif isinstance(spec, AttnSpec):
-                self.blocks["attn"] = ElasticAttention(
-                    max_out, spec.heads, spec.head_dim, spec.mlp_ratios
-                )
-            elif isinstance(spec, MixerSpec):
-                self.blocks["mixer"] = ElasticMixer(
-                    max_out, spec.window, spec.token_ratios, spec.channel_ratios
-                )
-        if self.first and any(k in self.blocks for k in ("attn", "mixer")):
+            kind = block_kind(spec.kind)
+            self.blocks[spec.kind] = kind.elastic(spec, c_in=c_in, max_out=max_out, act=stage.act)
+        if self.first and any(block_kind(k).transition for k in self.blocks):
             self.transition = ElasticConvBN(c_in, max_out, 3 if self.stride > 1 else 1)
 
-    def _needs_transition(self, c_in: int, c_out: int) -> bool:
-        return self.first and (self.stride != 1 or c_in != c_out)
+    def _needs_transition(self, layer, c_in: int, c_out: int) -> bool:
+        return (block_kind(layer.kind).transition and self.first
+                and (self.stride != 1 or c_in != c_out))
 
     def forward(self, x: torch.Tensor, layer, c_out: int) -> torch.Tensor:
-        if isinstance(layer, ConvLayer):
-            return self.blocks["conv"](x, layer, c_out, self.stride, residual=not self.first)
-        if self._needs_transition(x.shape[1], c_out):
-            x = self.transition(x, c_out, 3 if self.stride > 1 else 1, self.stride)
-        return self.blocks[layer.kind](x, layer)
+        stride = self.stride
+        if self._needs_transition(layer, x.shape[1], c_out):
+            x = self.transition(x, c_out, 3 if stride > 1 else 1, stride)
+            stride = 1
+        return self.blocks[layer.kind](x, layer, c_out, stride, self.first)
 
     def export(self, layer, c_in: int, c_out: int) -> list[nn.Module]:
-        if isinstance(layer, ConvLayer):
-            return [
-                self.blocks["conv"].export(layer, c_in, c_out, self.stride, residual=not self.first)
-            ]
         out: list[nn.Module] = []
-        if self._needs_transition(c_in, c_out):
-            out.append(
-                self.transition.export(c_in, c_out, 3 if self.stride > 1 else 1, self.stride)
-            )
-        if isinstance(layer, AttnLayer | MixerLayer):
-            out.append(self.blocks[layer.kind].export(layer, c_out))
+        stride = self.stride
+        if self._needs_transition(layer, c_in, c_out):
+            out.append(self.transition.export(c_in, c_out, 3 if stride > 1 else 1, stride))
+            c_in, stride = c_out, 1
+        out.append(self.blocks[layer.kind].export(layer, c_in, c_out, stride, self.first))
         return out
 
 

@@ -35,7 +35,6 @@ from nas.devices import parse_device
 from nas.errors import IncompatibleFileError, UserError
 from nas.io import atomic_write_json, atomic_write_text
 from nas.spaces import SearchSpace, space_from_dict
-from nas.spaces.schema import AttnSpec, ConvSpec, MixerSpec
 from nas.supernet import Supernet
 from nas.train.checkpoint import load_checkpoint
 from nas.train.config import TrainConfig
@@ -78,28 +77,6 @@ def _list(values: tuple) -> list:
     return list(values)
 
 
-def _block_dict(block) -> dict[str, Any]:
-    if isinstance(block, ConvSpec):
-        return {
-            "kernels": _list(block.kernels),
-            "expands": _list(block.expands),
-            "se": _list(block.se),
-        }
-    if isinstance(block, AttnSpec):
-        return {
-            "heads": _list(block.heads),
-            "mlp_ratios": _list(block.mlp_ratios),
-            "head_dim": block.head_dim,
-        }
-    if isinstance(block, MixerSpec):
-        return {
-            "token_ratios": _list(block.token_ratios),
-            "channel_ratios": _list(block.channel_ratios),
-            "window": block.window,
-        }
-    raise TypeError(f"unknown block spec {type(block).__name__}")
-
-
 def space_to_dict(space: SearchSpace) -> dict[str, Any]:
     """The YAML mapping that :func:`nas.spaces.space_from_dict` turns back into ``space``."""
     s, h = space.stem, space.head
@@ -117,7 +94,7 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
                 "depths": _list(st.depths),
                 "stride": st.stride,
                 "act": st.act,
-                "blocks": {b.kind: _block_dict(b) for b in st.blocks},
+                "blocks": {b.kind: b.to_yaml() for b in st.blocks},
             }
             for st in space.stages
         ],

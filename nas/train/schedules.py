@@ -33,8 +33,9 @@ from functools import lru_cache
 import numpy as np
 
 from nas.arch import Architecture
+from nas.blocks.base import BlockSpec
 from nas.errors import UserError
-from nas.spaces.schema import AttnSpec, ConvSpec, MixerSpec, SearchSpace, StageSpec
+from nas.spaces.schema import SearchSpace, StageSpec
 
 PHASES: tuple[str, ...] = ("largest", "operator", "depth", "width")
 
@@ -66,22 +67,10 @@ def _max(values: tuple) -> tuple:
     return (max(values),)
 
 
-def _restrict_block(block, phase: int):
-    if phase >= 3:
-        return block
-    if isinstance(block, ConvSpec):
-        return dataclasses.replace(block, expands=_max(block.expands))
-    if isinstance(block, AttnSpec):
-        return dataclasses.replace(
-            block, heads=_max(block.heads), mlp_ratios=_max(block.mlp_ratios)
-        )
-    if isinstance(block, MixerSpec):
-        return dataclasses.replace(
-            block,
-            token_ratios=_max(block.token_ratios),
-            channel_ratios=_max(block.channel_ratios),
-        )
-    raise TypeError(f"unknown block spec {type(block).__name__}")
+def _restrict_block(block: BlockSpec, phase: int) -> BlockSpec:
+    """Before the width phase, every hidden-size option (``choices(hidden_size=True)`` in the
+    kind's spec) at its maximum."""
+    return block if phase >= 3 else block.restricted()
 
 
 def _restrict_stage(stage: StageSpec, phase: int) -> StageSpec:
