@@ -10,8 +10,9 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/nas run
 
-# the default suite, then the fault-injection suite (marker faults; see results/benchmarks/reliability.md)
-test: install
+# lint (ruff, mypy), the default suite, then the fault-injection suite (marker faults; see
+# results/benchmarks/reliability.md). CI runs exactly this (.ci/run)
+test: lint
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q -m faults
 
