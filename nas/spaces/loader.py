@@ -13,6 +13,7 @@ from nas.blocks.base import check_choices as _choices
 from nas.blocks.base import check_int as _int
 from nas.blocks.registry import kind_names
 from nas.errors import SpaceError
+from nas.precision import FP32, parse_precisions
 from nas.spaces.schema import (
     HeadSpec,
     SearchSpace,
@@ -34,6 +35,7 @@ _TOP_KEYS = {
     "stem",
     "stages",
     "head",
+    "precisions",
 }
 _STAGE_KEYS = {"name", "widths", "depths", "stride", "act", "blocks"}
 
@@ -140,6 +142,7 @@ def space_from_dict(data: Any, *, where: str = "<space>") -> SearchSpace:
         head=head,
         description=str(data.get("description", "")),
         source=where,
+        precisions=parse_precisions(data.get("precisions", [FP32]), f"{where}: precisions"),
     )
     validate_space(space, where)
     return space
