@@ -42,8 +42,8 @@ OPSET = 17
 QUANTIZED_OPS: tuple[str, ...] = ("Conv", "Gemm", "MatMul")
 _SCOPE = re.compile(r"^/(stem|head|blocks/blocks\.(\d+))/")
 
-__all__ = ["OPSET", "export_fp32_onnx", "int8_nodes", "is_mixed", "ort_session", "quantize_model",
-           "quantize_subnet", "split_accuracy"]
+__all__ = ["OPSET", "calibration_batches", "evaluate_policy", "export_fp32_onnx", "int8_nodes",
+           "is_mixed", "ort_session", "quantize_model", "quantize_subnet", "split_accuracy"]
 
 
 def is_mixed(arch: Architecture) -> bool:
@@ -148,6 +148,31 @@ def quantize_subnet(model: nn.Module, space: SearchSpace, arch: Architecture,
     with tempfile.TemporaryDirectory(prefix="nas-quant-") as tmp:
         fp32 = export_fp32_onnx(model, calibration[0][:1], Path(tmp) / "fp32.onnx")
         return quantize_model(fp32, out_path, space, arch, calibration)
+
+
+def calibration_batches(split: Split, arch: Architecture, in_channels: int, *, batches: int,
+                        batch_size: int, seed: int) -> list[torch.Tensor]:
+    """Seeded TRAINING batches at ``arch``'s resolution, contiguous (NCHW), for MinMax calibration."""
+    from nas.train.bn import calibration_inputs
+
+    return [x.contiguous() for x in calibration_inputs(
+        split, resolution=arch.resolution, in_channels=in_channels, batches=batches,
+        batch_size=batch_size, seed=seed, channels_last=False)]
+
+
+def evaluate_policy(model: nn.Module, space: SearchSpace, arch: Architecture, train: Split,
+                    split: Split, *, calibration_batches_n: int, calibration_batch_size: int,
+                    seed: int, batch_size: int = 256, threads: int = 1) -> dict[str, float]:
+    """``{"acc", "loss", "n"}`` of ``arch``'s precision policy: the static float ``model`` (BN
+    recalibrated) quantized as the export writes it, run by ONNX Runtime on ``split``."""
+    calibration = calibration_batches(train, arch, space.in_channels,
+                                      batches=calibration_batches_n,
+                                      batch_size=calibration_batch_size, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="nas-quant-") as tmp:
+        path = quantize_subnet(model, space, arch, calibration, Path(tmp) / "policy.onnx")
+        session = ort_session(path, threads=threads)
+    return split_accuracy(session, split, resolution=arch.resolution,
+                          in_channels=space.in_channels, batch_size=batch_size)
 
 
 def ort_session(path: str | os.PathLike, threads: int = 1) -> Any:

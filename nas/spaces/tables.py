@@ -158,6 +158,15 @@ class GenomeOneHot:
                     rows[c, enc.columns_of_layer(i, j, layer)] = 1.0
                 per_slot.append(rows)
             self.slot_rows.append(per_slot)
+        # precision genes (genome order: stem, every slot, head): rows of their columns
+        from predictors.encoders import precision_gene_names
+
+        self.precision_rows = []
+        for gene in precision_gene_names(space):
+            rows = np.zeros((len(space.precisions), n))
+            for k, p in enumerate(space.precisions):
+                rows[k, enc.columns_of_precision(gene, p)] = 1.0
+            self.precision_rows.append(rows)
         self.tables = GenomeTables(space, rules={})
 
     def transform(self, genes: np.ndarray) -> np.ndarray:
@@ -172,4 +181,11 @@ class GenomeOneHot:
             X[rows, self.depth_cols[i][genes[:, o + 1]]] = 1.0
             for j in range(stage.max_depth):
                 X += self.slot_rows[i][j][genes[:, o + 2 + j]] * active[i][:, j : j + 1]
+        if self.precision_rows:
+            masks = [np.ones((len(genes), 1), dtype=bool)]
+            masks += [a[:, j : j + 1] for a in active for j in range(a.shape[1])]
+            masks.append(masks[0])
+            o = self.tables.precision_offset
+            for k, (rows_k, mask) in enumerate(zip(self.precision_rows, masks, strict=True)):
+                X += rows_k[genes[:, o + k]] * mask
         return X
