@@ -246,12 +246,15 @@ def sample_subnets(
     ray_address: str | None = None,
     device: str = "cpu",
     progress: bool = True,
+    precisions: str | Sequence[str] | None = None,
 ) -> SampleResult:
     """Draw ``n`` distinct subnets of the run's space and append their measurements to ``out``.
 
     ``workers``: local processes (``map_local``), or with ``ray_address`` (``"local"`` for a new
     local Ray instance of ``workers`` CPUs, ``"auto"``, ``"host:port"``) Ray tasks, the supernet's
     weights and the data put once in the object store. See the module docstring for determinism.
+    ``precisions`` (``"fp32,int8"``): sample precision policies too (see
+    :meth:`nas.spaces.SearchSpace.with_precisions`; the run's space by default).
     """
     from nas.train.rundir import RunPaths, load_supernet
 
@@ -265,6 +268,8 @@ def sample_subnets(
     start = time.perf_counter()
     run = load_supernet(run_dir, device=device, load_data=True)
     space, splits = run.space, run.splits
+    if precisions is not None:
+        space = space.with_precisions(precisions)
     assert splits is not None
     latency = LatencySource.load(lut, space) if lut is not None else None
     archs = draw_architectures(space, n, strategy=strategy, seed=seed, bins=bins)
