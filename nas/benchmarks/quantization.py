@@ -53,26 +53,6 @@ from nas.precision import FP32, INT8
 METHODS = ("a_joint", "b_fp32", "c_fp32_then_int8", "d_random")
 
 
-class PrefixPredictor:
-    """An fp32-space predictor applied to the architecture genes of a precision space's genomes."""
-
-    target = "val_acc"
-    is_additive = False
-
-    def __init__(self, inner: Any, space: Any) -> None:
-        from nas.spaces.ops import precision_offset
-
-        self.inner, self.space = inner, space
-        self.offset = precision_offset(space)
-
-    def predict_genomes(self, genes: np.ndarray, return_std: bool = False) -> np.ndarray:
-        return self.inner.predict_genomes(np.atleast_2d(genes)[:, : self.offset])
-
-    def predict(self, archs: Any, return_std: bool = False) -> np.ndarray:
-        archs = [archs] if isinstance(archs, Architecture) else list(archs)
-        return self.inner.predict([a.at_precision(FP32) for a in archs])
-
-
 def _spread(archs: list[Architecture], space: Any, k: int) -> list[Architecture]:
     """``k`` architectures spread evenly by size over ``archs`` (sorted by size_bytes)."""
     archs = sorted(set(archs), key=lambda a: size_bytes(space, a))
@@ -180,14 +160,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fp32_space = read_space(RunPaths(Path(args.run)).space)
     joint_space = fp32_space.with_precisions("fp32,int8")
     inner = load_predictor_for(fp32_space, args.predictor)
+    blind = load_predictor_for(joint_space, args.predictor)  # scores the architecture genes
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     measure = Measurer(args.run, work, joint_space)
     per_seed: dict[int, dict[str, list[dict]]] = {}
     for seed in range(args.seeds):
         chosen: dict[str, list[Architecture]] = {}
-        chosen["a_joint"] = _front(joint_space, PrefixPredictor(inner, joint_space), seed,
-                                   args.search_budget, args.measure)
+        chosen["a_joint"] = _front(joint_space, blind, seed, args.search_budget, args.measure)
         chosen["b_fp32"] = _front(fp32_space, inner, seed, args.search_budget, args.measure)
         chosen["c_fp32_then_int8"] = [a.at_precision(INT8) for a in chosen["b_fp32"]]
         rng = np.random.default_rng(1000 + seed)
