@@ -41,7 +41,7 @@ One formulation per space; solving (bounds, objectives, cuts) lives in :mod:`nas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,7 +160,7 @@ class Formulation:
     def _build_structure(self) -> tuple[sparse.csr_array, np.ndarray, np.ndarray]:
         rows: list[tuple[list[int], list[float], float, float]] = []
 
-        def row(cols: Sequence[int], vals: Sequence[float], lo: float, hi: float) -> None:
+        def row(cols: Iterable[int], vals: Sequence[float], lo: float, hi: float) -> None:
             rows.append((list(map(int, cols)), list(map(float, vals)), lo, hi))
 
         def one_hot(cols: np.ndarray) -> None:

@@ -45,15 +45,15 @@ def _build(space: SearchSpace, rule: CostRule, precision: str = FP32) -> _Table:
         shape = (len(cells.input_widths(i)), len(stage.widths), len(cells.choices[i]))
         t0 = np.zeros((n_res, *shape))
         t1 = np.zeros((n_res, *shape[1:]))
-        for index, units in cells.first[i].items():
-            t0[index] = rule.fold(units, precision)
-        for index, units in cells.rest[i].items():
-            t1[index] = rule.fold(units, precision)
+        for first_index, units in cells.first[i].items():
+            t0[first_index] = rule.fold(units, precision)
+        for rest_index, units in cells.rest[i].items():
+            t1[rest_index] = rule.fold(units, precision)
         first.append(t0)
         rest.append(t1)
     head = np.zeros((n_res, len(space.stages[-1].widths)))
-    for index, units in cells.head.items():
-        head[index] = rule.fold(units, precision)
+    for head_index, units in cells.head.items():
+        head[head_index] = rule.fold(units, precision)
     return _Table(stem, first, rest, head)
 
 
