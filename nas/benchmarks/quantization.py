@@ -187,7 +187,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def summarise(per_seed: dict[int, dict[str, list[dict]]]) -> dict[str, Any]:
     hv: dict[str, dict[str, list[float]]] = {m: {"latency": [], "size": []} for m in METHODS}
     ratios: dict[str, list[float]] = {"latency": [], "size": []}
+    drops, int8_speedups = [], []  # per (b, c) pair: the same architecture in fp32 and all int8
     for rows in per_seed.values():
+        for b, c in zip(rows["b_fp32"], rows["c_fp32_then_int8"]):
+            drops.append(100 * (b["val_acc"] - c["val_acc"]))
+            int8_speedups.append(b["latency_ms"] / c["latency_ms"])
         every = [r for m in METHODS for r in rows[m]]
         worst = min(r["val_acc"] for r in every)
         for cost, key in (("latency", "latency_ms"), ("size", "size_bytes")):
@@ -198,7 +202,12 @@ def summarise(per_seed: dict[int, dict[str, list[dict]]]) -> dict[str, Any]:
             ratio = _ratios(rows["a_joint"], rows["c_fp32_then_int8"], key)
             if ratio is not None:
                 ratios[cost].append(ratio)
-    return {"hypervolume": hv, "ratios_vs_c": ratios}
+    return {"hypervolume": hv, "ratios_vs_c": ratios, "int8_drop_points": drops,
+            "fp32_over_int8_latency": int8_speedups}
+
+
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):.3g}" if values else "n/a"
 
 
 def _fmt(values: list[float]) -> str:
@@ -231,6 +240,15 @@ def write_report(path: Path, args: argparse.Namespace, per_seed: dict, summary: 
               f"- latency ratio (c)/(a), median over (c) points, per seed: "
               f"{', '.join(f'{v:.2f}' for v in r['latency']) or 'n/a'}",
               f"- size ratio (c)/(a): {', '.join(f'{v:.2f}' for v in r['size']) or 'n/a'}", "",
+              "## Quantization drop and INT8 speed on the same architectures ((b) vs (c))", "",
+              f"- accuracy drop fp32 -> all int8 (points), {len(summary['int8_drop_points'])} "
+              f"architectures: median {_median(summary['int8_drop_points'])}, median absolute "
+              f"{_median([abs(d) for d in summary['int8_drop_points']])}, max "
+              f"{max(summary['int8_drop_points'], default=float('nan')):.2f}. The search's "
+              "predictor is fitted on fp32 samples and predicts a drop of 0, so its absolute "
+              "error on the drop is this median absolute drop.",
+              f"- latency fp32 / all int8 (ONNX Runtime, > 1: int8 faster): median "
+              f"{_median(summary['fp32_over_int8_latency'])}", "",
               "## Every measured point", "",
               "| seed | method | val acc % | latency ms | size bytes | file bytes | arch |",
               "| ---: | --- | ---: | ---: | ---: | ---: | --- |"]
