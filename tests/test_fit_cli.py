@@ -178,7 +178,7 @@ def test_predictors_evaluate_prints_a_learning_curve(samples, tmp_path, capsys):
     assert out.with_suffix(".md").read_text().count("| ridge |") == 3
 
 
-@pytest.mark.parametrize("model, features", [("ridge", "onehot"), ("gbm", "ordinal")])
+@pytest.mark.parametrize("model, features", [("ridge", "onehot"), ("ridge", "ordinal")])
 def test_fp32_predictor_on_a_precision_space_scores_the_architecture(samples, new_archs,
                                                                      tmp_path, model, features):
     """A predictor fitted on fp32 samples loads for the same space with precision genes and
