@@ -23,13 +23,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.blocks.base import LayerValue
-from nas.blocks.registry import make_layer, parse_layer
 from nas.errors import SpaceError
 from nas.precision import FP32, check_precision, split_suffix, with_suffix
 
 Layer = LayerValue  # a registered kind's layer value (nas.blocks.kinds.*)
 
 __all__ = ["Architecture", "Layer", "Stage", "make_layer", "parse_layer"]
+
+
+# The registry is imported on first use: its kinds hold torch modules, and this module is
+# imported where torch is not wanted (e.g. 'nas --help').
+def make_layer(kind: str, **options: Any) -> Layer:
+    """Build a layer of a registered ``kind`` (:func:`nas.blocks.registry.make_layer`)."""
+    from nas.blocks import registry
+
+    return registry.make_layer(kind, **options)
+
+
+def parse_layer(token: str) -> Layer:
+    """Inverse of ``layer.to_str()`` (:func:`nas.blocks.registry.parse_layer`)."""
+    from nas.blocks import registry
+
+    return registry.parse_layer(token)
 
 
 @dataclass(frozen=True)
@@ -191,6 +206,9 @@ class Architecture:
 
     def __str__(self) -> str:
         return self.to_str()
+
+    def __repr__(self) -> str:  # short: the string Architecture.from_str reads back
+        return f"Architecture({self.to_str()!r})"
 
     @property
     def depths(self) -> tuple[int, ...]:

@@ -17,11 +17,10 @@ import math
 import os
 from dataclasses import dataclass
 
-from nas.blocks.registry import block_kind
+from nas.blocks.base import conv_bn_params as _conv_bn
+from nas.blocks.base import linear_params as _linear
 from nas.errors import UserError
 from nas.spaces.schema import SearchSpace
-from nas.supernet.elastic import conv_bn_params as _conv_bn
-from nas.supernet.elastic import linear_params as _linear
 
 BYTES_PER_PARAM = 4  # float32
 # bytes per parameter while training: weights, gradients and AdamW's two moments (float32)
@@ -34,6 +33,8 @@ class MemoryLimitError(UserError):
 
 def _slot_params(space: SearchSpace, i: int, first: bool, max_in: int) -> int:
     """Parameters of one LayerSlot of stage ``i`` (see nas.supernet.model.LayerSlot)."""
+    from nas.blocks.registry import block_kind  # loads the kinds (and torch) when counting
+
     stage = space.stages[i]
     max_out = max(stage.widths)
     c_in = max_in if first else max_out

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 from nas.arch import Architecture, Layer
 from nas.blocks.base import Unit, conv_out, half_log
-from nas.blocks.registry import block_kind
 from nas.memory import OpGraph, conv_bn_ops
 from nas.precision import with_suffix
 
@@ -176,6 +175,8 @@ def layer_units(
     size: int,
 ) -> list[Unit]:
     """Units of one layer at a given position, input width and input size."""
+    from nas.blocks.registry import block_kind  # loaded with the first space already
+
     stage = space.stages[stage_index]
     first = position == 0
     stride = stage.stride if first else 1

@@ -30,7 +30,7 @@ def exported(run_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("quant-export") / "export"
     rc = main(["export", "--run", str(run_dir), "--arch", POLICY, "--out", str(out),
                "--formats", "onnx", "--precisions", "fp32,int8", "--recal-batches", "2",
-               "--no-measure", "--quiet"])
+               "--no-measure", "--no-progress"])
     assert rc == 0
     return out
 
@@ -89,7 +89,7 @@ def test_sample_draws_and_measures_precision_policies(run_dir, tmp_path):
 ])
 def test_bad_precision_exits_2_with_one_line(run_dir, tmp_path, capsys, argv, message):
     rc = main(["export", "--run", str(run_dir), "--arch", POLICY, "--out", str(tmp_path / "x"),
-               "--formats", "onnx", "--no-measure", "--quiet", *argv])
+               "--formats", "onnx", "--no-measure", "--no-progress", *argv])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and message in err and len(err.splitlines()) == 1
 
@@ -108,8 +108,8 @@ def test_int8_table_missing_a_unit_exits_2(run_dir, tmp_path, capsys):
     path = LatencyTable(meta, {k: TableEntry(0.1, 0.0, 0.1, 3) for k in fp32}).save(
         tmp_path / "lut.csv")
     rc = main(["export", "--run", str(run_dir), "--arch", POLICY, "--out", str(tmp_path / "x"),
-               "--formats", "onnx", "--no-measure", "--quiet", "--precisions", "fp32,int8",
-               "--lut", str(path)])
+               "--formats", "onnx", "--no-measure", "--no-progress", "--precisions", "fp32,int8",
+               "--table", str(path)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1
     assert "stem:i3:o8:h16:k3:s1:relu@int8" in err and not (tmp_path / "x").exists()

@@ -62,6 +62,15 @@ def conv_out(size: int, stride: int) -> int:
     return -(-size // stride)
 
 
+def conv_bn_params(c_in: int, c_out: int, kernel: int, depthwise: bool = False) -> int:
+    """Parameters of a conv (no bias) + BN: weight, BN scale and shift."""
+    return c_out * (1 if depthwise else c_in) * kernel * kernel + 2 * c_out
+
+
+def linear_params(c_in: int, c_out: int) -> int:
+    return c_out * c_in + c_out
+
+
 def ratio_hidden(c: int, ratio: float) -> int:
     """Hidden width of an MLP (or an MBConv expansion) of ``ratio`` times ``c``: at least 1."""
     return max(1, round(c * ratio))

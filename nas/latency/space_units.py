@@ -39,8 +39,13 @@ from nas.spaces.schema import SearchSpace
 from nas.supernet import static
 from nas.units import StemUnit, Unit, arch_keys, arch_units
 
-# unit kinds (the text before a key's first ':'): the network's own units and every block kind
-UNIT_KINDS: tuple[str, ...] = ("stem", "trans", "head", *kind_names())
+# unit kinds (the text before a key's first ':'): the network's own units and every block kind.
+# The first six keep the order files and fitted models were written in (indices into it are
+# stored, e.g. by nas.latency.fewshot); kinds registered later follow in registry order.
+_FIRST_UNIT_KINDS: tuple[str, ...] = ("stem", "conv", "trans", "attn", "mixer", "head")
+UNIT_KINDS: tuple[str, ...] = (
+    *_FIRST_UNIT_KINDS, *(k for k in kind_names() if k not in _FIRST_UNIT_KINDS)
+)
 Builder = Callable[[], tuple[nn.Module, torch.Tensor]]
 
 

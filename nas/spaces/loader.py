@@ -11,7 +11,6 @@ import yaml
 import search_spaces
 from nas.blocks.base import check_choices as _choices
 from nas.blocks.base import check_int as _int
-from nas.blocks.registry import kind_names
 from nas.errors import SpaceError
 from nas.precision import FP32, parse_precisions
 from nas.spaces.schema import (
@@ -113,6 +112,8 @@ def space_from_dict(data: Any, *, where: str = "<space>") -> SearchSpace:
     for i, sd in enumerate(stages_d):
         sw = f"{where}: stages[{i}]"
         sd = _check_keys(sd, _STAGE_KEYS, sw)
+        from nas.blocks.registry import kind_names  # loads the kinds (and torch) on first use
+
         kinds = kind_names()
         blocks_d = _check_keys(_require(sd, "blocks", sw), set(kinds), f"{sw}.blocks")
         if not blocks_d:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from nas.blocks.base import BlockSpec
-from nas.blocks.registry import block_kind, kind_names
 from nas.errors import SpaceError
 from nas.precision import parse_precisions
 from nas.spaces.geometry import conv_out, stage_input_sizes
@@ -27,6 +26,8 @@ def _check_act(act: str, where: str) -> str:
 
 def block_spec(kind: str, data: object, where: str) -> BlockSpec:
     """The spec of a registered block kind from its YAML mapping (errors name ``where``)."""
+    from nas.blocks.registry import block_kind  # the kinds (and torch) load with the first space
+
     return block_kind(kind).spec.from_yaml(data, where)
 
 
@@ -147,6 +148,16 @@ class SearchSpace:
 
         return ops.space_hash(self)
 
+    def __repr__(self) -> str:  # short; the whole definition is nas.train.rundir.space_to_dict
+        stages = " ".join(f"{s.name}[{'/'.join(s.kinds)}]" for s in self.stages)
+        res = list(self.resolutions)
+        resolutions = str(res) if len(res) <= 6 else f"[{res[0]}..{res[-1]}] ({len(res)})"
+        return (
+            f"SearchSpace({self.name!r}, in_channels={self.in_channels}, "
+            f"classes={self.num_classes}, resolutions={resolutions}, "
+            f"stages: {stages}, hash={self.hash()})"
+        )
+
 
 def validate_space(space: SearchSpace, where: str) -> None:
     """Cross-field checks; raises SpaceError naming the file and field."""
@@ -161,6 +172,8 @@ def validate_space(space: SearchSpace, where: str) -> None:
         if stage.stride not in (1, 2):
             raise SpaceError(f"{where}: stages[{i}].stride = {stage.stride}; allowed: 1, 2")
         if not stage.blocks:
+            from nas.blocks.registry import kind_names
+
             raise SpaceError(
                 f"{where}: stages[{i}].blocks: empty; allowed kinds: {', '.join(kind_names())}"
             )

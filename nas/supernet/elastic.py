@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.blocks.base import conv_bn_params, linear_params
 from nas.supernet import static
 
 _ACT = {
@@ -35,15 +36,6 @@ def _linear(c_in: int, c_out: int) -> nn.Linear:
     nn.init.trunc_normal_(layer.weight, std=0.02)
     nn.init.zeros_(layer.bias)
     return layer
-
-
-def conv_bn_params(c_in: int, c_out: int, kernel: int, depthwise: bool = False) -> int:
-    """Parameters of a conv (no bias) + BN: weight, BN scale and shift."""
-    return c_out * (1 if depthwise else c_in) * kernel * kernel + 2 * c_out
-
-
-def linear_params(c_in: int, c_out: int) -> int:
-    return c_out * c_in + c_out
 
 
 def copy_(dst: torch.Tensor, src: torch.Tensor) -> None:
