@@ -2,7 +2,8 @@
 report uses, its unit kind, the exact cost it is a multiple of, and the aliases.
 
 ``memory`` is the peak activation bytes at batch 1 (alias ``peak_memory``), ``param_memory`` the
-float32 bytes of the weights (4 x ``params``), ``flops`` 2 x ``macs``, ``latency_ms`` a latency
+float32 bytes of the weights (4 x ``params``), ``size_bytes`` the bytes of the weights at their
+precision genes (fp32 or int8, :func:`nas.costs.size_bytes`), ``flops`` 2 x ``macs``, ``latency_ms`` a latency
 table's or a predictor's milliseconds (alias ``latency``), ``accuracy`` a percentage (alias
 ``acc``). Names outside the vocabulary are recognised by :func:`nas.search.constraints.metric_kind`
 from their suffix (``*_bytes``, ``*_acc``, ``lat_ms_<device>``).
@@ -33,6 +34,7 @@ VOCABULARY: dict[str, Metric] = {m.name: m for m in (
     Metric("params", COUNT, "params"),
     Metric("memory", BYTES, "memory"),
     Metric("param_memory", BYTES, "params", float(BYTES_PER_ELEMENT)),
+    Metric("size_bytes", BYTES),  # weights at their precision (nas.costs.size_bytes)
     Metric("latency_ms", TIME_MS),
     Metric("accuracy", PERCENT),
 )}

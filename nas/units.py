@@ -21,14 +21,16 @@ from typing import TYPE_CHECKING, ClassVar
 from nas.arch import Architecture, Layer
 from nas.blocks.base import Unit, conv_out, half_log
 from nas.memory import OpGraph, conv_bn_ops
+from nas.precision import with_suffix
 
 if TYPE_CHECKING:
     from torch import nn
 
     from nas.spaces.schema import SearchSpace
 
-__all__ = ["HeadUnit", "StemUnit", "TransitionUnit", "Unit", "arch_keys", "arch_units",
-           "head_unit", "layer_units", "stem_unit"]
+__all__ = ["HeadUnit", "StemUnit", "TransitionUnit", "Unit", "arch_keys", "arch_unit_precisions",
+           "arch_units", "head_unit", "layer_units", "precision_units", "stem_unit",
+           "unit_key"]
 
 
 @dataclass(frozen=True)
@@ -212,21 +214,38 @@ def head_unit(space: SearchSpace, c_in: int, size: int) -> HeadUnit:
     )
 
 
-def arch_units(space: SearchSpace, arch: Architecture) -> list[Unit]:
-    """All units of ``arch`` in execution order (stem, layers with transitions, head)."""
-    units: list[Unit] = [stem_unit(space, arch.resolution)]
+def precision_units(space: SearchSpace, arch: Architecture) -> list[tuple[Unit, str]]:
+    """All units of ``arch`` in execution order (stem, layers with transitions, head), each with
+    its precision (a transition runs at its layer's)."""
+    units: list[tuple[Unit, str]] = [(stem_unit(space, arch.resolution), arch.stem_precision)]
     size = conv_out(arch.resolution, space.stem.stride)
     c_in = space.stem.width
     for i, stage in enumerate(arch.stages):
-        for j, layer in enumerate(stage.layers):
-            units.extend(layer_units(space, i, j, layer, c_in, stage.width, size))
+        for j, (layer, precision) in enumerate(zip(stage.layers, stage.precisions)):
+            units.extend((u, precision)
+                         for u in layer_units(space, i, j, layer, c_in, stage.width, size))
             if j == 0:
                 size = conv_out(size, space.stages[i].stride)
             c_in = stage.width
-    units.append(head_unit(space, c_in, size))
+    units.append((head_unit(space, c_in, size), arch.head_precision))
     return units
 
 
+def arch_units(space: SearchSpace, arch: Architecture) -> list[Unit]:
+    """All units of ``arch`` in execution order (stem, layers with transitions, head)."""
+    return [u for u, _ in precision_units(space, arch)]
+
+
+def arch_unit_precisions(space: SearchSpace, arch: Architecture) -> list[str]:
+    """The precision of each unit of :func:`arch_units`."""
+    return [p for _, p in precision_units(space, arch)]
+
+
+def unit_key(unit: Unit, precision: str) -> str:
+    """The latency-table key of ``unit`` at ``precision`` (``<key>@int8``; fp32 keys unchanged)."""
+    return with_suffix(unit.key, precision)
+
+
 def arch_keys(space: SearchSpace, arch: Architecture) -> list[str]:
-    """Latency-table keys of ``arch`` (one per unit, in execution order)."""
-    return [u.key for u in arch_units(space, arch)]
+    """Latency-table keys of ``arch`` (one per unit, in execution order, at each unit's precision)."""
+    return [unit_key(u, p) for u, p in precision_units(space, arch)]

@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from nas import costs
 from nas.arch import Architecture, Layer
+from nas.precision import INT8
 from nas.spaces.schema import SearchSpace
 
 STATS = ("macs", "params", "memory")
@@ -109,7 +110,26 @@ def _one_hot_layout(space: SearchSpace) -> dict[str, int]:
                 for opt, values in block.option_choices().items():
                     if len(values) > 1:
                         names += [f"s{i}.l{j}.{block.kind}.{opt}={v}" for v in values]
+    names += [f"{gene}.precision={p}" for gene in precision_gene_names(space)
+              for p in space.precisions]
     return {n: k for k, n in enumerate(names)}
+
+
+def precision_gene_names(space: SearchSpace) -> list[str]:
+    """The precision genes' names in genome order (none in an fp32-only space): ``stem``, each
+    slot ``s<i>.l<j>``, ``head``."""
+    if not space.searches_precision:
+        return []
+    slots = [f"s{i}.l{j}" for i, stage in enumerate(space.stages) for j in range(stage.max_depth)]
+    return ["stem", *slots, "head"]
+
+
+def arch_precision_genes(arch: Architecture) -> dict[str, str]:
+    """``{gene name: precision}`` of the active genes of ``arch`` (see precision_gene_names)."""
+    out = {"stem": arch.stem_precision, "head": arch.head_precision}
+    for i, stage in enumerate(arch.stages):
+        out.update({f"s{i}.l{j}": p for j, p in enumerate(stage.precisions)})
+    return out
 
 
 class OneHotEncoder(_ArchEncoder):
@@ -146,6 +166,12 @@ class OneHotEncoder(_ArchEncoder):
             row[self.columns_of_depth(i, stage.depth)] = 1.0
             for j, layer in enumerate(stage.layers):
                 row[self.columns_of_layer(i, j, layer)] = 1.0
+        if self.space.searches_precision:
+            row[[self.columns_of_precision(g, p) for g, p in arch_precision_genes(arch).items()]] = 1.0
+
+    def columns_of_precision(self, gene: str, precision: str) -> int:
+        """Column of precision gene ``gene`` (``stem``, ``s<i>.l<j>``, ``head``) at ``precision``."""
+        return self._layout()[f"{gene}.precision={precision}"]
 
 
 def _scale(value: float, choices: Sequence[float]) -> float:
@@ -164,7 +190,7 @@ class OrdinalEncoder(_ArchEncoder):
                 for block in stage.blocks:
                     names.append(f"s{i}.l{j}.{block.kind}")
                     names += [f"s{i}.l{j}.{block.kind}.{opt}" for opt in block.option_choices()]
-        return names
+        return names + [f"{gene}.int8" for gene in precision_gene_names(self.space)]
 
     def _encode(self, arch: Architecture, row: np.ndarray) -> None:
         row[0] = _scale(arch.resolution, self.space.resolutions)
@@ -182,3 +208,7 @@ class OrdinalEncoder(_ArchEncoder):
                         for k, (opt, values) in enumerate(choices.items()):
                             row[col + 1 + k] = _scale(float(layer.options()[opt]), values) + 1e-3
                     col += 1 + len(choices)
+        genes = arch_precision_genes(arch)
+        for gene in precision_gene_names(self.space):  # 1 for int8; 0 for fp32 or inactive
+            row[col] = float(genes.get(gene) == INT8)
+            col += 1

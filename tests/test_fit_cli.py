@@ -176,3 +176,21 @@ def test_predictors_evaluate_prints_a_learning_curve(samples, tmp_path, capsys):
     ridge = curve[curve.model == "ridge"].groupby("n_train")["kendall_tau"].mean()
     assert ridge[50] > ridge[10]  # more samples, better ranking on an additive target
     assert out.with_suffix(".md").read_text().count("| ridge |") == 3
+
+
+@pytest.mark.parametrize("model, features", [("ridge", "onehot"), ("ridge", "ordinal")])
+def test_fp32_predictor_on_a_precision_space_scores_the_architecture(samples, new_archs,
+                                                                     tmp_path, model, features):
+    """A predictor fitted on fp32 samples loads for the same space with precision genes and
+    scores architectures and genomes by their architecture genes (with a warning)."""
+    space = load_space(SPACE)
+    fit_predictor(samples, model=model, features=features, seed=1, folds=2, out=tmp_path / "p")
+    mixed = space.with_precisions("fp32,int8")
+    plain = load_predictor_for(space, tmp_path / "p")
+    blind = load_predictor_for(mixed, tmp_path / "p")
+    rng = np.random.default_rng(7)
+    policies = [mixed.sample(rng) for _ in range(10)]
+    want = plain.predict([a.at_precision("fp32") for a in policies])
+    np.testing.assert_allclose(blind.predict(policies), want)
+    genes = np.stack([encode(mixed, a) for a in policies])
+    np.testing.assert_allclose(blind.predict_genomes(genes), want)

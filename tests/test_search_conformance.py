@@ -36,6 +36,24 @@ def test_registered_searcher_conforms(name: str, check: str) -> None:
         testing.check_constraints(factory, problem)
 
 
+@pytest.mark.parametrize("name", searcher_names())
+def test_every_searcher_respects_a_size_bytes_bound_with_precision_genes(name: str) -> None:
+    """Precision genes searched by every registered searcher; what it emits meets size_bytes<=20KB
+    (the MILP refuses precision genes in one line: it does not model them)."""
+    from nas.errors import UserError
+
+    spec = searcher_spec(name)
+    factory, problem = testing.precision_case(name, objectives=1 if spec.max_objectives == 1 else 2)
+    if spec.space_only:
+        with pytest.raises(UserError, match="does not search precision genes"):
+            testing.check_constraints(factory, problem)
+        return
+    testing.check_constraints(factory, problem)
+    result = factory(problem, 0).run(60)
+    emitted = problem.decode(result.genes[list(result.front)])
+    assert any("int8" in arch.precisions() for arch in emitted)  # the genes are searched
+
+
 def test_the_suite_catches_a_searcher_that_repeats_itself() -> None:
     """A searcher that hands out an evaluated genome again fails check_ask_tell."""
     from nas.search.random_search import RandomSearch

@@ -57,6 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "with anything else, or a training run, is refused, never deleted)")
     p.add_argument("--no-progress", dest="quiet", action="store_true",
                    help="no progress lines on stderr")
+    p.add_argument("--precisions", default=None,
+                   help="precisions the run's space allows for --arch, e.g. fp32,int8 (default: "
+                        "the run's space, fp32 only); an architecture with int8 genes "
+                        "(ir_k3_e4@int8) also gets its INT8/mixed QDQ ONNX file")
     deprecated_alias(p, "export", "--lut", "--table", dest="lut")
     deprecated_alias(p, "export", "--device", "--latency-device", dest="device")
     deprecated_alias(p, "export", "--quiet", "--no-progress", dest="quiet", flag=True)
@@ -95,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         standalone_check=not args.no_standalone_check,
         finetune=finetune,
         progress=progress,
+        precisions=args.precisions,
     )
     print(summary(result))
     return 0

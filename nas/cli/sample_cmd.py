@@ -52,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-seed", type=argtypes.seed, default=0,
                    help="base seed of the per-subnet recalibration batches (0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--precisions", default=None,
+                   help="precisions to sample, e.g. fp32,int8 (default: the run's space, fp32 "
+                        "only): each drawn subnet then gets a uniform precision per layer, stem "
+                        "and head, and one with an int8 gene is measured through its ONNX Runtime "
+                        "QDQ graph")
     p.add_argument("--force", action="store_true",
                    help="start even when the memory estimate exceeds the memory available here")
     add_data_workers(p)
@@ -105,6 +110,7 @@ def _run_locked(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         data_workers=args.data_workers,
+        precisions=args.precisions,
     )
     print(
         f"{result.path}: measured {result.measured}, skipped {result.skipped} already measured "

@@ -41,6 +41,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "latency": ("predicted_ms", "predicted_source", "measured_ms", "measured_std_ms", "device",
                 "protocol"),
     "accuracy": ("validation", "test", "dataset"),
+    # the INT8 / mixed-precision file (nas.export.quantized), absent for an fp32 architecture
+    "quantization": ("policy", "file", "size_bytes", "file_bytes", "calibration", "validation",
+                     "test", "float_validation", "predicted_ms", "measured_ms",
+                     "float_measured_ms", "standalone_max_abs_diff"),
 }
 TOP_LEVEL = ("name", "input_shape", "files", "not_measured", "notes", *SECTIONS)
 # Fields whose absence is a gap in the evidence (reported under "Not measured").
@@ -136,6 +140,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
     lines += [f"- Data set: {acc['dataset'] or 'not given'}"]
     lines += [f"- Validation accuracy: {show('accuracy.validation', _acc)}"]
     lines += [f"- Test accuracy ({TEST_POLICY}): {show('accuracy.test', _acc)}"]
+    lines += _quantization_lines(data.get("quantization") or {})
     lines += ["", "## Files", ""]
     if data["files"]:
         lines += ["| file | bytes | sha256 |", "| --- | ---: | --- |"]
@@ -150,6 +155,30 @@ def render_markdown(data: Mapping[str, Any]) -> str:
     if data["notes"]:
         lines += ["", "## Notes", "", *[f"- {n}" for n in data["notes"]]]
     return "\n".join(lines) + "\n"
+
+
+def _quantization_lines(q: Mapping[str, Any]) -> list[str]:
+    """The INT8 / mixed-precision section (nothing for an fp32 architecture)."""
+    if not q.get("file"):
+        return []
+
+    def value(key: str, fmt=str) -> str:
+        return "not measured" if q.get(key) is None else fmt(q[key])
+
+    return [
+        "", "## INT8 / mixed precision (ONNX Runtime QDQ)", "",
+        f"- Policy: `{q['policy']}`", f"- File: `{q['file']}` ({value('file_bytes', _bytes)}; "
+        f"weights at their precision: {value('size_bytes', _bytes)})",
+        f"- Calibration: {value('calibration')}",
+        f"- Checked without this package: max abs difference "
+        f"{value('standalone_max_abs_diff', lambda v: f'{v:.2g}')}",
+        "", "| quantity | this policy | float (fp32) |", "| --- | --- | --- |",
+        f"| validation accuracy | {value('validation', _acc)} | {value('float_validation', _acc)} |",
+        f"| test accuracy | {value('test', _acc)} | see Accuracy |",
+        f"| latency, ONNX Runtime measured | {value('measured_ms', _ms)} | "
+        f"{value('float_measured_ms', _ms)} |",
+        f"| latency, predicted | {value('predicted_ms', _ms)} | |",
+    ]
 
 
 def _snippets(data: Mapping[str, Any]) -> list[str]:

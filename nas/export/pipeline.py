@@ -46,6 +46,7 @@ from nas.data import DatasetSplits, Split
 from nas.errors import UserError
 from nas.export.formats import SUPPORTED_FORMATS, export_model, parse_formats
 from nas.export.measure import load_table, measure_runtimes, predict_latency, timing_protocol
+from nas.export.quantized import export_policy, policy_tag
 from nas.export.resolve import resolve_architecture
 from nas.export.run_card import (
     CARD_JSON,
@@ -57,6 +58,8 @@ from nas.export.run_card import (
 )
 from nas.io import check_writable
 from nas.latency import LatencyTable, Measurement
+from nas.precision import FP32
+from nas.quantize import is_mixed
 from nas.spaces import SearchSpace
 from nas.train import DEFAULT_RECAL_BATCH_SIZE, DEFAULT_RECAL_BATCHES
 from nas.train.evaluate import evaluate_model, recalibrated_subnet
@@ -119,6 +122,7 @@ def export_architecture(
     name: str = "model",
     finetune: FinetuneConfig | None = None,
     progress: Progress | None = None,
+    precisions: str | Sequence[str] | None = None,
 ) -> ExportResult:
     """Export ``arch`` of the trained run in ``run_dir`` to ``out_dir`` (see the module docstring).
 
@@ -128,8 +132,10 @@ def export_architecture(
     threads and device are then used for the measurement too. ``threads`` / ``device`` override
     those (defaults without a table: 1 thread, CPU). ``out_dir`` must not exist or be empty unless
     ``overwrite``. ``finetune``: fine-tune the extracted subnet from its inherited weights before
-    exporting it (the card reports accuracy before and after). ``progress`` receives one line per
-    stage. Errors a user can fix raise
+    exporting it (the card reports accuracy before and after). ``precisions``: the precisions the
+    run's space allows here (``"fp32,int8"``; the run's space by default); an architecture with an
+    ``int8`` gene also gets its QDQ ONNX file (:mod:`nas.export.quantized`). ``progress`` receives
+    one line per stage. Errors a user can fix raise
     :class:`nas.errors.UserError`; nothing is left behind then.
     """
     say = progress or (lambda _msg: None)
@@ -146,6 +152,8 @@ def export_architecture(
     run_root = _check_run_dir(run_dir)
     _, record = read_config(run_root)
     space = read_space(RunPaths(run_root).space, record.get("space", {}).get("hash"))
+    if precisions is not None:
+        space = space.with_precisions(precisions)
     resolved = resolve_architecture(arch, space, run_root)
     arch_v = resolved.arch
     say(f"architecture {arch_v.arch_id()} ({resolved.source}): {arch_v.to_str()}")
@@ -168,7 +176,8 @@ def export_architecture(
 
     say(f"recalibrating BatchNorm on {recal_batches} x {recal_batch_size} train images "
         f"(seed {seed})")
-    model = recalibrated_subnet(run.supernet, arch_v, splits.train, recal_batches=recal_batches,
+    model = recalibrated_subnet(run.supernet, arch_v.at_precision(FP32), splits.train,
+                                recal_batches=recal_batches,
                                 recal_batch_size=recal_batch_size, seed=seed)
     say("evaluating on the validation and test splits")
     accuracy = {k: _evaluate(model, getattr(splits, k), arch_v, space) for k in ("val", "test")}
@@ -196,13 +205,23 @@ def export_architecture(
             measured, reasons = measure_runtimes(model, example, files.get("onnx"), protocol)
         else:
             reasons = {rt: "not requested (--no-measure)" for rt in RUNTIMES}
+        quantization = None
+        if is_mixed(arch_v):
+            say(f"quantizing the {policy_tag(arch_v)} policy (ONNX Runtime QDQ), checking it "
+                "without this package, measuring its accuracy and latency")
+            quantization = export_policy(
+                model, space, arch_v, splits, staging, name, example,
+                float_onnx=files.get("onnx"), protocol=protocol, calibration_n=recal_batches,
+                calibration_batch_size=recal_batch_size, seed=seed,
+                standalone_check=standalone_check)
+            files["quantized_onnx"] = staging / quantization["file"]
         facts = ExportFacts(
             run_root=run_root, record=record, epoch=run.epoch, epochs=run.config.epochs,
             splits=splits, space=space, arch=arch_v, resolved=resolved, costs=exact,
             accuracy=accuracy, table=table, lut=lut, predicted=predicted, protocol=protocol,
             batch=batch, measured=measured, reasons=reasons, manifest=manifest,
             recal_batches=recal_batches, recal_batch_size=recal_batch_size, seed=seed,
-            notes=[*run_notes, *proto_notes], finetune=tuned,
+            notes=[*run_notes, *proto_notes], finetune=tuned, quantization=quantization,
         )
         card = write_export_card(staging, facts, f"{space.name}-{arch_v.arch_id()}")
         _publish(staging, out, overwrite)

@@ -87,7 +87,7 @@ def _parse(text: str, run_dir: str | os.PathLike | None) -> ResolvedArch:
     if text.startswith("{"):
         return ResolvedArch(_parse_checked(lambda: Architecture.from_json(text), "JSON text"),
                             "JSON text", "json")
-    if re.match(r"r\d+\s*(\||$)", text):
+    if re.match(r"r\d+(\s+(stem|head)@\w+)*\s*(\||$)", text):
         where = f"short string {text!r}"
         return ResolvedArch(_parse_checked(lambda: Architecture.from_str(text), where),
                             "short string", "string")

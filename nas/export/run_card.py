@@ -63,6 +63,7 @@ class ExportFacts:
     seed: int
     notes: list[str]
     finetune: dict[str, Any] | None = None  # see nas.export.pipeline.ExportResult.finetune
+    quantization: dict[str, Any] | None = None  # see nas.export.quantized.export_policy
 
 
 def _table_source(c: ExportFacts) -> str | None:
@@ -182,6 +183,9 @@ def _card_input(c: ExportFacts, name: str) -> dict[str, Any]:
         },
         "accuracy": {"validation": _acc_entry(c.accuracy["val"]),
                      "test": _acc_entry(c.accuracy["test"]), "dataset": c.splits.name},
+        **({} if c.quantization is None else {"quantization": {
+            **c.quantization, "predicted_ms": c.predicted,
+            "float_validation": _acc_entry(c.accuracy["val"])}}),
         "not_measured": not_measured,
         "notes": notes,
     }

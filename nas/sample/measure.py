@@ -247,6 +247,7 @@ def sample_subnets(
     device: str = "cpu",
     progress: bool = True,
     data_workers: int | None = None,
+    precisions: str | Sequence[str] | None = None,
 ) -> SampleResult:
     """Draw ``n`` distinct subnets of the run's space and append their measurements to ``out``.
 
@@ -255,6 +256,8 @@ def sample_subnets(
     weights and the data put once in the object store. See the module docstring for determinism.
     ``data_workers``: processes reading an image folder (default: the run's setting, or 0 with
     ``workers`` > 1, whose processes already run side by side).
+    ``precisions`` (``"fp32,int8"``): sample precision policies too (see
+    :meth:`nas.spaces.SearchSpace.with_precisions`; the run's space by default).
     """
     from nas.train.rundir import RunPaths, load_supernet
 
@@ -270,6 +273,8 @@ def sample_subnets(
         data_workers = 0
     run = load_supernet(run_dir, device=device, load_data=True, data_workers=data_workers)
     space, splits = run.space, run.splits
+    if precisions is not None:
+        space = space.with_precisions(precisions)
     assert splits is not None
     latency = LatencySource.load(lut, space) if lut is not None else None
     archs = draw_architectures(space, n, strategy=strategy, seed=seed, bins=bins)

@@ -10,6 +10,7 @@ one-hot, with or without statistics; an ordinal encoder falls back to decoding t
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -20,7 +21,10 @@ import numpy as np
 
 from nas.arch import Architecture
 from nas.errors import IncompatibleFileError
-from nas.spaces import SearchSpace, decode
+from nas.precision import FP32
+from nas.spaces import SearchSpace, cardinalities, decode
+
+log = logging.getLogger(__name__)
 
 
 class ArchPredictor:
@@ -56,7 +60,12 @@ class ArchPredictor:
         return self.predict(archs)
 
     def predict(self, archs: Architecture | Sequence[Architecture], return_std: bool = False):
-        """Predicted target per architecture (n,); ``return_std`` only for an ensemble."""
+        """Predicted target per architecture (n,); ``return_std`` only for an ensemble. A
+        predictor fitted on an fp32-only space scores the architecture alone (its precision genes
+        are set to fp32 first)."""
+        if not self.space.searches_precision:
+            archs = [archs] if isinstance(archs, Architecture) else list(archs)
+            archs = [a.at_precision(FP32) for a in archs]
         return self._predict_features(self.encoder.transform(archs), return_std)
 
     def _predict_features(self, X: np.ndarray, return_std: bool):
@@ -90,6 +99,7 @@ class ArchPredictor:
     def predict_genomes(self, genes: np.ndarray, return_std: bool = False):
         """Predicted target for a batch of genomes (n, g) (see :mod:`nas.spaces.ops`)."""
         genes = np.atleast_2d(np.asarray(genes, dtype=np.int64))
+        genes = genes[:, : len(cardinalities(self.space))]  # architecture genes of a precision space
         if self._genome_encoder is not None:
             return self._predict_features(self._genome_encoder(genes), return_std)
         return self.predict([decode(self.space, g) for g in genes], return_std)
@@ -120,6 +130,14 @@ def load_predictor_for(space: SearchSpace, directory: str | os.PathLike) -> Arch
         )
     encoder = make_encoder(space, enc["kind"], tuple(enc.get("stats", ())))
     names = [str(n) for n in encoder.get_feature_names_out()]
+    if card.get("feature_names") != names and space.searches_precision:
+        fp32_space = space.with_precisions([FP32])
+        fp32_encoder = make_encoder(fp32_space, enc["kind"], tuple(enc.get("stats", ())))
+        if card.get("feature_names") == [str(n) for n in fp32_encoder.get_feature_names_out()]:
+            log.warning("predictor in %s was fitted on fp32 subnets: it scores the architecture "
+                        "and not its precision genes (fit one on 'nas sample --precisions' "
+                        "samples for that)", directory)
+            space, encoder, names = fp32_space, fp32_encoder, card["feature_names"]
     if card.get("feature_names") != names:
         raise IncompatibleFileError(
             f"{directory}: its feature names differ from those of the {enc['kind']} encoder of "

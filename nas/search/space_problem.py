@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,8 @@ from nas.search.constraints import Constraint, Objective
 from nas.search.problem import MetricProblem
 from nas.spaces import SearchSpace, canonical, cardinalities, decode
 
-COST_METRICS: tuple[str, ...] = ("macs", "flops", "params", "memory", "peak_memory", "param_memory")
+COST_METRICS: tuple[str, ...] = ("macs", "flops", "params", "memory", "peak_memory", "param_memory",
+                                 "size_bytes")
 LATENCY_METRICS: tuple[str, ...] = ("latency_ms", "latency")
 ACCURACY_METRICS: tuple[str, ...] = ("accuracy", "val_acc")
 DEEPMAD = "deepmad_score"
@@ -253,9 +254,10 @@ class SpaceProblem(MetricProblem):
         self.extra_metrics = tuple(extra_metrics)
         super().__init__(cardinalities(space), objectives, constraints)
         self._check_available()
+        from nas.spaces.cells import size_rule
         from nas.spaces.tables import GenomeTables, default_cost_rules
 
-        rules = default_cost_rules()
+        rules = {**default_cost_rules(), "size_bytes": size_rule()}
         if self.latency is not None and self.latency.additive:
             rules["latency_ms"] = self.latency.rule
         self.tables = GenomeTables(space, rules=rules)
@@ -341,6 +343,7 @@ class SpaceProblem(MetricProblem):
             "memory": c["memory"],
             "peak_memory": c["memory"],
             "param_memory": BYTES_PER_ELEMENT * c["params"],
+            "size_bytes": c["size_bytes"],
         }
         archs: list[Architecture] | None = None
 
@@ -437,6 +440,12 @@ class SpaceProblem(MetricProblem):
             rule = cost_rules()[base]
             lo, hi = extremes(rule.unit_cost, rule.combine)
             return scale * lo, scale * hi
+        if metric == "size_bytes":  # per unit, its smallest and its largest precision
+            from nas.costs import unit_size_bytes
+
+            sizes = [partial(unit_size_bytes, precision=p) for p in self.space.precisions]
+            return (cost_extreme(self.space, lambda u: min(f(u) for f in sizes), pick="min"),
+                    cost_extreme(self.space, lambda u: max(f(u) for f in sizes), pick="max"))
         if metric in LATENCY_METRICS and self.latency is not None and self.latency.additive:
             return extremes(self.latency.rule.unit_cost, "sum")
         if metric in ACCURACY_METRICS and self._additive_accuracy():

@@ -208,6 +208,24 @@ def check_searcher(factory: Factory, problem: Problem, constrained: Problem | No
 
 
 # ----- registered searchers ----------------------------------------------------------------------
+def precision_case(name: str, *, objectives: int = 2, bound: str = "size_bytes<=20KB",
+                   **options: Any) -> tuple[Factory, Problem]:
+    """A factory for the registered searcher ``name`` and hybrid-tiny with precision genes
+    (fp32, int8): objectives ``min:flops`` then ``max:params``, constraint ``bound`` (20 KB lies
+    inside the space's size range, about 3.4 to 71 KB, so it cuts both ways)."""
+    from nas.search.registry import make_searcher
+    from nas.search.space_problem import SpaceProblem
+    from nas.spaces import load_space
+
+    space = load_space("hybrid-tiny").with_precisions("fp32,int8")
+    problem = SpaceProblem(space, ("min:flops", "max:params")[:objectives], (bound,))
+
+    def factory(p: Problem, seed: int) -> Searcher:
+        return make_searcher(name, p, seed=seed, **options)
+
+    return factory, problem
+
+
 def registered_case(name: str, *, objectives: int = 1, constrained: bool = False,
                     **options: Any) -> tuple[Factory, Problem]:
     """A factory for the registered searcher ``name`` and a problem that fits it.

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
 from nas.blocks.base import Unit, conv_out
-from nas.costs import unit_macs, unit_params
+from nas.costs import unit_macs, unit_params, unit_size_bytes
 from nas.memory import unit_peak_bytes
+from nas.precision import FP32
 from nas.spaces.geometry import stage_input_sizes
 from nas.spaces.ops import stage_layer_choices
-from nas.units import arch_units, head_unit, layer_units, stem_unit
+from nas.units import head_unit, layer_units, precision_units, stem_unit
 
 if TYPE_CHECKING:
     from nas.arch import Architecture
@@ -44,26 +45,36 @@ class CostRule:
 
     ``combine``: ``"sum"`` (MACs, params, table latency: additive, exact in the MILP) or ``"max"``
     (peak memory). ``evaluate`` (optional): the same quantity by another route (e.g. the latency
-    table's own prediction), used to re-check architectures a search emits.
+    table's own prediction), used to re-check architectures a search emits. ``at_precision``
+    (optional): the unit cost at a precision gene (``size_bytes``: weights at 4 or 1 byte); a rule
+    without it ignores precision (MACs, params and memory do not change with it), and
+    ``unit_cost`` is its cost at fp32.
     """
 
     unit_cost: UnitCost
     combine: str = "sum"
     offset: float = 0.0
     evaluate: Callable[[SearchSpace, Architecture], float] | None = None
+    at_precision: Callable[[str], UnitCost] | None = None
+
+    def unit_cost_at(self, precision: str) -> UnitCost:
+        """The per-unit cost at ``precision``."""
+        return self.unit_cost if self.at_precision is None else self.at_precision(precision)
 
     def __post_init__(self) -> None:
         if self.combine not in ("sum", "max"):
             raise ValueError(f"combine must be 'sum' or 'max', got {self.combine!r}")
 
-    def fold(self, units: Units | list[Unit]) -> float:
-        """``combine`` of the unit costs (without the offset; integers stay exact)."""
-        values = [self.unit_cost(u) for u in units]
+    def fold(self, units: Units | list[Unit], precision: str = FP32) -> float:
+        """``combine`` of the unit costs at one precision (without the offset; integers exact)."""
+        cost = self.unit_cost_at(precision)
+        values = [cost(u) for u in units]
         return sum(values) if self.combine == "sum" else max(values)
 
     def additive_value(self, space: SearchSpace, arch: Architecture) -> float:
         """The cost computed from ``arch``'s units (what tables and the MILP compute)."""
-        return self.offset + self.fold(arch_units(space, arch))
+        values = [self.unit_cost_at(p)(u) for u, p in precision_units(space, arch)]
+        return self.offset + (sum(values) if self.combine == "sum" else max(values))
 
     def __call__(self, space: SearchSpace, arch: Architecture) -> float:
         if self.evaluate is not None:
@@ -78,6 +89,16 @@ def cost_rules() -> dict[str, CostRule]:
         "params": CostRule(unit_params),
         "memory": CostRule(memory_cost, "max"),
     }
+
+
+def size_cost_at(precision: str) -> UnitCost:
+    """Bytes of a unit's weights at ``precision`` (see :func:`nas.costs.size_bytes`)."""
+    return partial(unit_size_bytes, precision=precision)
+
+
+def size_rule() -> CostRule:
+    """``size_bytes``: every weight at its unit's precision (summed)."""
+    return CostRule(size_cost_at(FP32), at_precision=size_cost_at)
 
 
 # ----- the cells ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import search_spaces
 from nas.blocks.base import check_choices as _choices
 from nas.blocks.base import check_int as _int
 from nas.errors import SpaceError
+from nas.precision import FP32, parse_precisions
 from nas.spaces.schema import (
     HeadSpec,
     SearchSpace,
@@ -33,6 +34,7 @@ _TOP_KEYS = {
     "stem",
     "stages",
     "head",
+    "precisions",
 }
 _STAGE_KEYS = {"name", "widths", "depths", "stride", "act", "blocks"}
 
@@ -151,6 +153,7 @@ def space_from_dict(data: Any, *, where: str = "<space>") -> SearchSpace:
         head=head,
         description=str(data.get("description", "")),
         source=where,
+        precisions=parse_precisions(data.get("precisions", [FP32]), f"{where}: precisions"),
     )
     validate_space(space, where)
     return space

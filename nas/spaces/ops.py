@@ -2,7 +2,10 @@
 
 All randomness comes from a passed ``numpy.random.Generator``. A genome is a fixed-length int vector
 ``[resolution, (width, depth, slot_0 .. slot_{D-1}) per stage]`` of choice indices; slots beyond the
-stage's depth are inactive (ignored by :func:`decode`, zeroed by :func:`canonical`).
+stage's depth are inactive (ignored by :func:`decode`, zeroed by :func:`canonical`). A space with
+precision genes (``space.searches_precision``) appends ``[stem, (slot_0 .. slot_{D-1}) per stage,
+head]`` indices into ``space.precisions``, so the layout before them (and every genome of an
+fp32-only space) is unchanged; a slot's precision is active when the slot is.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ def _sample_layer(stage: StageSpec, rng: np.random.Generator) -> Layer:
 
 
 def sample(space: SearchSpace, rng: np.random.Generator) -> Architecture:
-    """A random architecture: uniform resolution, width, depth; per layer a uniform kind then options."""
+    """A random architecture: uniform resolution, width, depth; per layer a uniform kind then options;
+    then, where the space has precision genes, a uniform precision per gene (drawn after the
+    architecture, so an fp32-only space draws exactly what it drew before precision genes)."""
     resolution = space.resolutions[int(rng.integers(len(space.resolutions)))]
     stages = []
     for stage in space.stages:
@@ -58,7 +63,12 @@ def sample(space: SearchSpace, rng: np.random.Generator) -> Architecture:
         stages.append(
             Stage(width=width, layers=tuple(_sample_layer(stage, rng) for _ in range(depth)))
         )
-    return Architecture(resolution=resolution, stages=tuple(stages))
+    arch = Architecture(resolution=resolution, stages=tuple(stages))
+    if space.searches_precision:
+        n = len(arch.precisions())
+        arch = arch.with_precisions(
+            [space.precisions[int(i)] for i in rng.integers(len(space.precisions), size=n)])
+    return arch
 
 
 # ----- genome -----
@@ -68,7 +78,21 @@ def cardinalities(space: SearchSpace) -> np.ndarray:
     for stage in space.stages:
         card += [len(stage.widths), len(stage.depths)]
         card += [len(stage_layer_choices(stage))] * stage.max_depth
+    if space.searches_precision:
+        card += [len(space.precisions)] * n_precision_genes(space)
     return np.array(card, dtype=np.int64)
+
+
+def n_precision_genes(space: SearchSpace) -> int:
+    """Precision positions of the genome: stem, every slot of every stage, head (0 without them)."""
+    if not space.searches_precision:
+        return 0
+    return 2 + sum(stage.max_depth for stage in space.stages)
+
+
+def precision_offset(space: SearchSpace) -> int:
+    """Index of the stem's precision gene (the first after the architecture genes)."""
+    return 1 + sum(2 + stage.max_depth for stage in space.stages)
 
 
 def encode(space: SearchSpace, arch: Architecture) -> np.ndarray:
@@ -80,6 +104,13 @@ def encode(space: SearchSpace, arch: Architecture) -> np.ndarray:
         genes += [spec.widths.index(stage.width), spec.depths.index(stage.depth)]
         slots = [choices.index(layer) for layer in stage.layers]
         genes += slots + [0] * (spec.max_depth - len(slots))
+    if space.searches_precision:
+        index = space.precisions.index
+        genes.append(index(arch.stem_precision))
+        for spec, stage in zip(space.stages, arch.stages):
+            slots = [index(p) for p in stage.precisions]
+            genes += slots + [0] * (spec.max_depth - len(slots))
+        genes.append(index(arch.head_precision))
     return np.array(genes, dtype=np.int64)
 
 
@@ -100,7 +131,15 @@ def decode(space: SearchSpace, genes: np.ndarray) -> Architecture:
         slots = genes[pos + 2 : pos + 2 + depth]
         stages.append(Stage(width=width, layers=tuple(choices[int(g)] for g in slots)))
         pos += 2 + spec.max_depth
-    return Architecture(resolution=space.resolutions[genes[0]], stages=tuple(stages))
+    arch = Architecture(resolution=space.resolutions[genes[0]], stages=tuple(stages))
+    if space.searches_precision:
+        names = [space.precisions[int(genes[pos])]]
+        pos += 1
+        for spec, stage in zip(space.stages, stages):
+            names += [space.precisions[int(g)] for g in genes[pos : pos + stage.depth]]
+            pos += spec.max_depth
+        arch = arch.with_precisions([*names, space.precisions[int(genes[pos])]])
+    return arch
 
 
 def active_mask(space: SearchSpace, genes: np.ndarray) -> np.ndarray:
@@ -108,11 +147,18 @@ def active_mask(space: SearchSpace, genes: np.ndarray) -> np.ndarray:
     genes = np.atleast_2d(genes)
     mask = np.ones_like(genes, dtype=bool)
     pos = 1
+    slot_masks = []
     for spec in space.stages:
         depth = np.asarray(spec.depths)[genes[:, pos + 1]]
         slot = np.arange(spec.max_depth)
-        mask[:, pos + 2 : pos + 2 + spec.max_depth] = slot[None, :] < depth[:, None]
+        slot_masks.append(slot[None, :] < depth[:, None])
+        mask[:, pos + 2 : pos + 2 + spec.max_depth] = slot_masks[-1]
         pos += 2 + spec.max_depth
+    if space.searches_precision:
+        pos += 1  # the stem's precision gene (always active, as the head's, the last gene)
+        for spec, slots in zip(space.stages, slot_masks):
+            mask[:, pos : pos + spec.max_depth] = slots
+            pos += spec.max_depth
     return mask
 
 
@@ -163,6 +209,13 @@ def validate(space: SearchSpace, arch: Architecture) -> None:
         raise SpaceError(
             f"resolution {arch.resolution} not in {space.name}: allowed {list(space.resolutions)}"
         )
+    for name in ("stem", "head"):
+        precision = getattr(arch, f"{name}_precision")
+        if precision not in space.precisions:
+            raise SpaceError(
+                f"{name} precision {precision!r} not allowed in {space.name}; "
+                f"allowed {list(space.precisions)}"
+            )
     if len(arch.stages) != len(space.stages):
         raise SpaceError(f"{len(arch.stages)} stages; {space.name} has {len(space.stages)}")
     for i, (spec, stage) in enumerate(zip(space.stages, arch.stages)):
@@ -174,7 +227,12 @@ def validate(space: SearchSpace, arch: Architecture) -> None:
             raise SpaceError(
                 f"stage {i}: depth {stage.depth} not allowed; allowed {list(spec.depths)}"
             )
-        for j, layer in enumerate(stage.layers):
+        for j, (layer, precision) in enumerate(zip(stage.layers, stage.precisions)):
+            if precision not in space.precisions:
+                raise SpaceError(
+                    f"stage {i} layer {j}: precision {precision!r} not allowed in {space.name}; "
+                    f"allowed {list(space.precisions)}"
+                )
             if layer.kind not in spec.kinds:
                 raise SpaceError(
                     f"stage {i} layer {j}: kind {layer.kind!r} not allowed; allowed {list(spec.kinds)}"
@@ -203,9 +261,10 @@ EXACT_SIZE_DIGITS = 4000
 def log10_size(space: SearchSpace) -> float:
     """log10 of the number of distinct subnets, in float arithmetic: time polynomial in the
     number of listed choices whatever the depths (a depth of 10**30 costs one multiplication)."""
-    total = math.log10(len(space.resolutions))
+    n_prec = len(space.precisions)
+    total = math.log10(len(space.resolutions)) + 2 * math.log10(n_prec)  # stem and head genes
     for stage in space.stages:
-        step = math.log10(len(stage_layer_choices(stage)))  # log10 of choices per slot
+        step = math.log10(len(stage_layer_choices(stage)) * n_prec)  # log10 of choices per slot
         terms = [d * step for d in stage.depths]  # log10(n**d) for each allowed depth
         top = max(terms)
         total += math.log10(len(stage.widths)) + top + math.log10(
@@ -220,9 +279,10 @@ def size(space: SearchSpace) -> int | float:
     decimal; :func:`log10_size` and :func:`format_size` still describe it)."""
     if log10_size(space) > EXACT_SIZE_DIGITS:
         return math.inf
-    total = len(space.resolutions)
+    n_prec = len(space.precisions)
+    total = len(space.resolutions) * n_prec**2  # stem and head precision genes
     for stage in space.stages:
-        n_layer = len(stage_layer_choices(stage))
+        n_layer = len(stage_layer_choices(stage)) * n_prec
         total *= len(stage.widths) * sum(n_layer**d for d in stage.depths)
     return total
 
@@ -281,6 +341,7 @@ def smallest(space: SearchSpace) -> Architecture:
 def space_hash(space: SearchSpace) -> str:
     """Stable 16-hex-digit hash of everything that shapes the weights and costs (not the name)."""
     data = asdict(space)
+    data.pop("precisions", None)  # quantization shares the weights and the cells of the space
     data.pop("source", None)
     data.pop("description", None)
     data.pop("name", None)

@@ -6,10 +6,11 @@ is a sorted tuple without duplicates; validation errors name the field and the a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nas.blocks.base import BlockSpec
 from nas.errors import SpaceError
+from nas.precision import parse_precisions
 from nas.spaces.geometry import conv_out, stage_input_sizes
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "hswish", "gelu", "silu")
@@ -87,6 +88,18 @@ class SearchSpace:
     head: HeadSpec
     description: str = ""
     source: str = field(default="", compare=False)
+    precisions: tuple[str, ...] = ("fp32",)  # the precision genes allowed (nas.precision)
+
+    @property
+    def searches_precision(self) -> bool:
+        """Whether the space has precision genes (more than one allowed precision)."""
+        return len(self.precisions) > 1
+
+    def with_precisions(self, precisions: str | tuple[str, ...] | list[str]) -> SearchSpace:
+        """This space with other allowed precisions (``"fp32,int8"`` or a list); the same weights,
+        cells and hash, so a supernet trained on one serves the other."""
+        names = precisions.split(",") if isinstance(precisions, str) else list(precisions)
+        return replace(self, precisions=parse_precisions(names, "precisions"))
 
     # Sampling, mutation, counting and hashing live in nas.spaces.ops to keep this module data-only;
     # they are re-exported as methods for convenience.

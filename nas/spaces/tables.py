@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nas.precision import FP32
 from nas.spaces.cells import CostRule, cost_rules, space_cells
-from nas.spaces.ops import cardinalities, stage_layer_choices
+from nas.spaces.ops import cardinalities, precision_offset, stage_layer_choices
 from nas.spaces.schema import SearchSpace
 
 __all__ = ["CostRule", "GenomeOneHot", "GenomeTables", "default_cost_rules"]
@@ -35,29 +36,33 @@ class _Table:
     head: np.ndarray  # (R, W_last)
 
 
-def _build(space: SearchSpace, rule: CostRule) -> _Table:
+def _build(space: SearchSpace, rule: CostRule, precision: str = FP32) -> _Table:
     cells = space_cells(space)
     n_res = len(space.resolutions)
-    stem = np.array([rule.fold(units) for units in cells.stem])
+    stem = np.array([rule.fold(units, precision) for units in cells.stem])
     first, rest = [], []
     for i, stage in enumerate(space.stages):
         shape = (len(cells.input_widths(i)), len(stage.widths), len(cells.choices[i]))
         t0 = np.zeros((n_res, *shape))
         t1 = np.zeros((n_res, *shape[1:]))
         for first_index, units in cells.first[i].items():
-            t0[first_index] = rule.fold(units)
+            t0[first_index] = rule.fold(units, precision)
         for rest_index, units in cells.rest[i].items():
-            t1[rest_index] = rule.fold(units)
+            t1[rest_index] = rule.fold(units, precision)
         first.append(t0)
         rest.append(t1)
     head = np.zeros((n_res, len(space.stages[-1].widths)))
     for head_index, units in cells.head.items():
-        head[head_index] = rule.fold(units)
+        head[head_index] = rule.fold(units, precision)
     return _Table(stem, first, rest, head)
 
 
 class GenomeTables:
-    """Per-choice cost tables of a space; ``costs(genes)`` evaluates a batch of genomes at once."""
+    """Per-choice cost tables of a space; ``costs(genes)`` evaluates a batch of genomes at once.
+
+    A rule that depends on precision (``CostRule.at_precision``) in a space with precision genes
+    has one table per allowed precision, and each unit's value is read from the table of its gene.
+    """
 
     def __init__(self, space: SearchSpace, rules: Mapping[str, CostRule] | None = None) -> None:
         self.space = space
@@ -68,7 +73,24 @@ class GenomeTables:
         for stage in space.stages:
             self.offsets.append(pos)
             pos += 2 + stage.max_depth
-        self._tables = {name: _build(space, rule) for name, rule in self.rules.items()}
+        self.precision_offset = precision_offset(space)
+        self._tables = {
+            name: [_build(space, rule, p) for p in self._precisions(rule)]
+            for name, rule in self.rules.items()
+        }
+
+    def _precisions(self, rule: CostRule) -> tuple[str, ...]:
+        if rule.at_precision is None or not self.space.searches_precision:
+            return (FP32,)
+        return self.space.precisions
+
+    def _precision_genes(self, genes: np.ndarray) -> list[np.ndarray]:
+        """Per unit group (stem, each slot of each stage, head), the (n,) precision indices."""
+        n = len(genes)
+        if not self.space.searches_precision:
+            return [np.zeros(n, dtype=np.int64)] * (2 + sum(s.max_depth for s in self.space.stages))
+        o = self.precision_offset
+        return [genes[:, o + k] for k in range(genes.shape[1] - o)]
 
     def active_slots(self, genes: np.ndarray) -> list[np.ndarray]:
         """Per stage, a boolean (n, max_depth) mask of active slots."""
@@ -82,22 +104,34 @@ class GenomeTables:
         """Costs of a batch of genomes (n, g): {name: (n,)}."""
         genes = np.atleast_2d(np.asarray(genes, dtype=np.int64))
         active = self.active_slots(genes)
+        precisions = self._precision_genes(genes)
+        rows = np.arange(len(genes))
         out = {}
         for name, rule in self.rules.items():
-            t = self._tables[name]
+            tables = self._tables[name]
+
+            def pick(values: list[np.ndarray], group: int) -> np.ndarray:
+                """Each genome's value from the table of its precision gene for ``group``."""
+                if len(values) == 1:
+                    return values[0]
+                return np.stack(values)[precisions[group], rows]
+
             join = np.add if rule.combine == "sum" else np.maximum
             res = genes[:, 0]
-            total = t.stem[res].astype(np.float64)
+            total = pick([t.stem[res] for t in tables], 0).astype(np.float64)
             prev = np.zeros(len(genes), dtype=np.int64)
+            group = 1
             for i, stage in enumerate(self.space.stages):
                 o = self.offsets[i]
                 w = genes[:, o]
-                total = join(total, t.first[i][res, prev, w, genes[:, o + 2]])
+                first = [t.first[i][res, prev, w, genes[:, o + 2]] for t in tables]
+                total = join(total, pick(first, group))
                 for j in range(1, stage.max_depth):
-                    value = t.rest[i][res, w, genes[:, o + 2 + j]]
+                    value = pick([t.rest[i][res, w, genes[:, o + 2 + j]] for t in tables], group + j)
                     total = np.where(active[i][:, j], join(total, value), total)
                 prev = w
-            out[name] = join(total, t.head[res, prev]) + rule.offset
+                group += stage.max_depth
+            out[name] = join(total, pick([t.head[res, prev] for t in tables], group)) + rule.offset
         return out
 
 
@@ -124,6 +158,15 @@ class GenomeOneHot:
                     rows[c, enc.columns_of_layer(i, j, layer)] = 1.0
                 per_slot.append(rows)
             self.slot_rows.append(per_slot)
+        # precision genes (genome order: stem, every slot, head): rows of their columns
+        from predictors.encoders import precision_gene_names
+
+        self.precision_rows = []
+        for gene in precision_gene_names(space):
+            rows = np.zeros((len(space.precisions), n))
+            for k, p in enumerate(space.precisions):
+                rows[k, enc.columns_of_precision(gene, p)] = 1.0
+            self.precision_rows.append(rows)
         self.tables = GenomeTables(space, rules={})
 
     def transform(self, genes: np.ndarray) -> np.ndarray:
@@ -138,4 +181,11 @@ class GenomeOneHot:
             X[rows, self.depth_cols[i][genes[:, o + 1]]] = 1.0
             for j in range(stage.max_depth):
                 X += self.slot_rows[i][j][genes[:, o + 2 + j]] * active[i][:, j : j + 1]
+        if self.precision_rows:
+            masks = [np.ones((len(genes), 1), dtype=bool)]
+            masks += [a[:, j : j + 1] for a in active for j in range(a.shape[1])]
+            masks.append(masks[0])
+            o = self.tables.precision_offset
+            for k, (rows_k, mask) in enumerate(zip(self.precision_rows, masks, strict=True)):
+                X += rows_k[genes[:, o + k]] * mask
         return X

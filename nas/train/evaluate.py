@@ -13,6 +13,7 @@ from torch import nn
 from nas.arch import Architecture
 from nas.data import DatasetSplits, Split, iterate_batches
 from nas.errors import UserError
+from nas.precision import FP32
 from nas.train.bn import (
     DEFAULT_RECAL_BATCH_SIZE,
     DEFAULT_RECAL_BATCHES,
@@ -98,18 +99,27 @@ def evaluate_subnet(
 
     Extracts the subnet, recalibrates the copy (:func:`nas.train.bn.recalibrate_bn`, the supernet
     is untouched, so concurrent calls are safe) and evaluates it on ``splits.<split>``. Returns
-    ``{"acc", "loss", "n"}`` with ``acc`` a fraction in [0, 1].
+    ``{"acc", "loss", "n"}`` with ``acc`` a fraction in [0, 1]. An architecture with an ``int8``
+    gene is measured through the QDQ graph its export writes (:func:`nas.quantize.evaluate_policy`,
+    ONNX Runtime, 1 thread), calibrated on the same seeded training batches as BN.
     """
     if split not in SPLITS:
         raise UserError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
+    from nas.quantize import evaluate_policy, is_mixed
+
     model = recalibrated_subnet(
         supernet,
-        arch,
+        arch.at_precision(FP32),
         splits.train,
         recal_batches=recal_batches,
         recal_batch_size=recal_batch_size,
         seed=seed,
     )
+    if is_mixed(arch):
+        return evaluate_policy(model.cpu(), supernet.space, arch, splits.train,
+                               getattr(splits, split), calibration_batches_n=recal_batches,
+                               calibration_batch_size=recal_batch_size, seed=seed,
+                               batch_size=batch_size)
     return evaluate_model(
         model,
         getattr(splits, split),

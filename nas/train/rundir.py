@@ -99,6 +99,7 @@ def space_to_dict(space: SearchSpace) -> dict[str, Any]:
             for st in space.stages
         ],
         "head": {"width": h.width, "hidden": h.hidden, "act": h.act, "dropout": h.dropout},
+        **({"precisions": list(space.precisions)} if space.searches_precision else {}),
     }
 
 
