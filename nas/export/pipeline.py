@@ -50,6 +50,7 @@ from nas.export.resolve import resolve_architecture
 from nas.export.run_card import CARD_JSON, CARD_MD, RUNTIMES, ExportFacts, write_export_card
 from nas.io import check_writable
 from nas.latency import LatencyTable, Measurement
+from nas.onnx_graph import DEFAULT_OPSET
 from nas.spaces import SearchSpace
 from nas.train import DEFAULT_RECAL_BATCH_SIZE, DEFAULT_RECAL_BATCHES
 from nas.train.evaluate import evaluate_model, recalibrated_subnet
@@ -178,7 +179,7 @@ def export_architecture(
         say(f"exporting {', '.join(fmts)} with checks"
             + (" (and a fresh-interpreter check)" if standalone_check else ""))
         files = export_model(model, example, staging, formats=fmts, name=name, atol=atol,
-                             standalone_check=standalone_check)
+                             standalone_check=standalone_check, **onnx_settings(table))
         manifest = json.loads(files["manifest"].read_text())
         measured: dict[str, Measurement] = {}
         reasons: dict[str, str] = {}
@@ -206,6 +207,16 @@ def export_architecture(
     say(f"wrote {out}")
     return ExportResult(out, arch_v, arch_v.arch_id(), resolved.source, final, exact, accuracy,
                         predicted, measured, card, tuned)
+
+
+def onnx_settings(table: LatencyTable | None) -> dict[str, Any]:
+    """The opset and exporter the table's units were profiled with (the same export path, so the
+    exported graph is the predicted one); the defaults without a table."""
+    proto = table.meta.protocol if table is not None else {}
+    out: dict[str, Any] = {"opset": int(proto.get("onnx_opset", DEFAULT_OPSET))}
+    if "onnx_exporter" in proto:
+        out["onnx_exporter"] = str(proto["onnx_exporter"])
+    return out
 
 
 # ----- checks -----

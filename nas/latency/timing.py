@@ -36,7 +36,6 @@ import gc
 import math
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +47,14 @@ from torch import nn
 
 from nas.errors import UserError
 from nas.latency.environment import check_runtime, parse_device
+from nas.onnx_graph import (
+    DEFAULT_EXPORTER,
+    DEFAULT_OPSET,
+    EXPORTERS,
+    MIN_OPSET,
+    export_onnx,
+    ort_session,
+)
 
 Runtime = Literal["torch", "onnxruntime"]
 CLOCKS: tuple[str, ...] = ("wall", "thread")
@@ -89,11 +96,18 @@ class TimingProtocol:
     rounds: int = 5
     min_time_per_round: float = 0.05
     min_time_per_read: float = 2e-4
-    onnx_opset: int = 17
+    onnx_opset: int = DEFAULT_OPSET
     clock: str = "wall"
+    onnx_exporter: str = DEFAULT_EXPORTER
+    onnx_dynamic_batch: bool = True
 
     def __post_init__(self) -> None:
         check_runtime(self.runtime)
+        if self.onnx_exporter not in EXPORTERS:
+            raise UserError(f"timing protocol: ONNX exporter {self.onnx_exporter!r} not understood; "
+                            f"expected one of {EXPORTERS}")
+        if int(self.onnx_opset) < MIN_OPSET:
+            raise UserError(f"timing protocol: ONNX opset {self.onnx_opset} < {MIN_OPSET}")
         if self.clock not in CLOCKS:
             raise UserError(f"timing protocol: clock {self.clock!r} not understood; expected {CLOCKS}")
         if self.clock == "thread" and (int(self.threads) != 1 or self.device != "cpu"):
@@ -149,7 +163,8 @@ def protocol_description(protocol: TimingProtocol | None = None, **settings: Any
             "samples_per_round": "max(repeats, ceil(min_time_per_round / read time))",
             "interleaved": "rounds visit all items in a seeded shuffled order",
             "torch": "inference_mode, eval(), torch.set_num_threads(threads), gc paused",
-            "onnxruntime": "TorchScript ONNX export; intra_op=threads, inter_op=1, sequential",
+            "onnxruntime": "nas.onnx_graph.export_onnx (the export path of 'nas export'); "
+            "intra_op=threads, inter_op=1, sequential, ORT_ENABLE_ALL",
         }
     )
     return out
@@ -358,65 +373,21 @@ def _onnx_runner(
     device: torch.device,
     path: Path,
 ) -> _Runner:
-    import onnxruntime as ort
-
-    module = module.eval()
-    names = [f"input{i}" for i in range(len(args))]
-    cpu_args = tuple(a.detach().cpu().clone() for a in args)
-    export_onnx(module, cpu_args, path, names, protocol.onnx_opset)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(protocol.threads)
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if device.type == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise UserError(
-                "onnxruntime on CUDA needs the onnxruntime-gpu package "
-                f"(available providers: {ort.get_available_providers()})"
-            )
-        providers: list[Any] = [("CUDAExecutionProvider", {"device_id": device.index or 0})]
-    else:
-        providers = ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    feeds = {n: a.numpy() for n, a in zip(names, cpu_args)}
+    """Export with :func:`nas.onnx_graph.export_onnx` (the graph ``nas export`` writes) and run
+    it in a session with :func:`nas.onnx_graph.session_options`."""
+    if len(args) != 1:
+        raise UserError(f"item {key!r}: the onnxruntime runtime times one-input modules, got "
+                        f"{len(args)} inputs")
+    x = args[0].detach().cpu().clone()
+    try:
+        export_onnx(module.eval(), x, path, opset=protocol.onnx_opset,
+                    exporter=protocol.onnx_exporter, dynamic_batch=protocol.onnx_dynamic_batch)
+    except Exception as exc:
+        raise UserError(f"could not export {type(module).__name__} ({key}) to ONNX: "
+                        f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    try:
+        session = ort_session(path, int(protocol.threads), str(device))
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from None
+    feeds = {session.get_inputs()[0].name: x.numpy()}
     return _Runner(key, lambda: session.run(None, feeds), None)
-
-
-def export_onnx(
-    module: nn.Module,
-    args: tuple[torch.Tensor, ...],
-    path: Path,
-    input_names: Sequence[str],
-    opset: int,
-) -> Path:
-    """Export ``module`` to ONNX: the TorchScript exporter (about 10x faster per small module than
-    the torch.export-based one, which matters for hundreds of layers), falling back to the
-    torch.export-based exporter (needs onnxscript) for modules the former cannot trace."""
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        try:
-            torch.onnx.export(
-                module,
-                args,
-                str(path),
-                input_names=list(input_names),
-                opset_version=opset,
-                dynamo=False,
-            )
-        except Exception as first:  # any exporter failure: try the other exporter
-            try:
-                torch.onnx.export(
-                    module,
-                    args,
-                    str(path),
-                    input_names=list(input_names),
-                    opset_version=max(opset, 18),
-                    dynamo=True,
-                )
-            except Exception as second:
-                raise UserError(
-                    f"could not export {type(module).__name__} to ONNX: {first}; "
-                    f"torch.export-based exporter: {second}"
-                ) from second
-    return path
