@@ -46,6 +46,7 @@ def exported(tmp_path_factory) -> Path:
 
 def test_every_node_of_the_exported_file_belongs_to_a_unit(exported: Path) -> None:
     nodes, owner = units_in_file(SPACE, ARCH, exported)
+    assert len(owner) == len(nodes) > 0
     n_units = len(arch_units(SPACE, ARCH))
     assert None not in owner
     assert owner == sorted(owner), "units run in execution order"
