@@ -139,9 +139,10 @@ class UnitTime:
 
 def unit_times_in_file(space: SearchSpace, arch: Architecture, onnx_path: str | os.PathLike,
                        table: LatencyTable, x: np.ndarray, *, runs: int = 50,
-                       threads: int = 1) -> list[UnitTime]:
+                       threads: int = 1, call_overhead_ms: float = 0.0) -> list[UnitTime]:
     """Per unit, the median over ``runs`` calls of the summed kernel times ONNX Runtime's profiler
-    records for the unit's nodes inside ``onnx_path``, beside the table's entry for the unit."""
+    records for the unit's nodes inside ``onnx_path``, beside the table's entry for the unit less
+    the per-call overhead it paid when timed alone (``call_overhead_ms``, kernel times have none)."""
     units = arch_units(space, arch)
     nodes, owner = units_in_file(space, arch, onnx_path, threads)
     unit_of_node = {n.name: u for n, u in zip(nodes, owner)}
@@ -168,7 +169,7 @@ def unit_times_in_file(space: SearchSpace, arch: Architecture, onnx_path: str | 
         if k < runs + 5:
             per_run[unit][k] += float(e["dur"]) / 1e3  # us -> ms
     entries = table.lookup(u.key for u in units)
-    return [UnitTime(i, u.key, float(entries[i]),
+    return [UnitTime(i, u.key, max(float(entries[i]) - call_overhead_ms, 1e-6),
                      float(np.median(per_run.get(i, [0.0] * (runs + 5))[5:])))
             for i, u in enumerate(units)]
 
