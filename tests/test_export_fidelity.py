@@ -22,7 +22,13 @@ from nas.cli import main
 from nas.export.formats import export_model
 from nas.export.pipeline import onnx_settings
 from nas.latency import LatencyTable, TableEntry, TableMeta, TimingProtocol
-from nas.latency.onnx_units import compare_unit_graphs, units_in_file
+from nas.latency.onnx_units import (
+    compare_unit_graphs,
+    describe_units,
+    mispredicted_units,
+    unit_times_in_file,
+    units_in_file,
+)
 from nas.latency.space_units import build_network
 from nas.onnx_graph import LAYOUT_OPS
 from nas.search.picks import MIN_GAP, pick_choices
@@ -182,3 +188,24 @@ def test_validate_exported_refuses_a_folder_without_exports(tmp_path, capsys, ru
                "--exported", str(tmp_path)])
     assert rc == 2
     assert "no export folder" in capsys.readouterr().err
+
+
+def test_profiler_inside_the_file_names_the_mispredicted_unit(exported: Path) -> None:
+    """Per-unit kernel times from ONNX Runtime's profiler inside the exported file: a unit whose
+    table entry is far below its time in the file is named; units over-predicted are not."""
+    units = arch_units(SPACE, ARCH)
+    protocol = TimingProtocol(runtime="onnxruntime")
+    meta = TableMeta.for_protocol(protocol, batch=1, dtype="float32", space_name=SPACE.name,
+                                  space_hash=SPACE.hash())
+    table = LatencyTable(meta)
+    wrong = 3  # the attention unit: its entry says 1 ns
+    for i, unit in enumerate(units):
+        ms = 1e-6 if i == wrong else 50.0
+        table.record(unit.key, TableEntry(ms, 0.0, ms, 1))
+    x = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    times = unit_times_in_file(SPACE, ARCH, exported, table, x, runs=10)
+    assert [t.key for t in times] == [u.key for u in units]
+    assert all(t.in_file_ms > 0 for t in times)
+    named = mispredicted_units(times)
+    assert [t.key for t in named] == [units[wrong].key]
+    assert units[wrong].key in describe_units(named)
