@@ -121,6 +121,32 @@ def size_bias(table: LatencyTable, space_name: str, result: ExportedValidation,
     return rows
 
 
+def prediction_variants(table: LatencyTable, space_name: str, result: ExportedValidation,
+                        runtime: str) -> list[tuple[str, dict[str, float]]]:
+    """The table's stored prediction beside the fit-free ones: the plain sum of unit medians and
+    (with a measured per-call overhead) the sum less the overhead each unit paid alone."""
+    space = load_space(space_name)
+    keys = [arch_keys(space, m.arch) for m in result.models]
+    features = table.calibration_features(keys)
+    measured = result.measured[runtime]
+    stored = "calibrated" if table.calibration is not None else "no calibration: the plain sum"
+    preds = [(f"table as stored ({stored})", result.predicted),
+             ("sum of unit medians, no fit", features["lut_sum"])]
+    overhead = call_overhead_of(table)
+    if overhead is not None:
+        net = features["lut_sum"] - overhead * (features["n_units"] - 1)
+        preds.append((f"sum less the measured per-call overhead ({1e3 * overhead:.1f} us per "
+                      "unit, paid once per network), no fit", net))
+    terciles = np.array_split(np.argsort(measured), 3)
+    out = []
+    for label, pred in preds:
+        m = agreement(pred, measured)
+        for t, idx in enumerate(terciles):
+            m[f"t{t}_mean_error_pct"] = agreement(pred[idx], measured[idx])["mean_error_pct"]
+        out.append((label, m))
+    return out
+
+
 def report(configs: list[dict[str, Any]], command: str, load: tuple[float, float],
            seconds: float) -> str:
     from nas.latency.environment import cpu_model_name
@@ -154,6 +180,15 @@ def report(configs: list[dict[str, Any]], command: str, load: tuple[float, float
                   *markdown_table(res), ""]
         for row in metrics_rows(res):
             lines.append("- " + verdict(row))
+        if c.get("variants"):
+            lines += ["", "Predictions of the first runtime, each against pass 1:", "",
+                      "| prediction | within +/-10% | median abs. error | mean signed error | "
+                      "Kendall tau | mean error: smallest / middle / largest third |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            for label, m in c["variants"]:
+                thirds = " / ".join(f"{m[f't{t}_mean_error_pct']:+.1f}%" for t in range(3))
+                lines.append(f"| {label} | {m['within10_pct']:.0f}% | {m['median_ape_pct']:.1f}% "
+                             f"| {m['mean_error_pct']:+.1f}% | {m['kendall_tau']:.3f} | {thirds} |")
         if c["bias"]:
             lines += ["", "Calibration error by network size (mean signed error, share within "
                       "+/-10%; terciles of measured latency):", "",
@@ -216,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                                    runtimes=runtimes, seed=args.seed,
                                    say=lambda t: print(t, file=sys.stderr, flush=True))
         bias = size_bias(table, space_name, result, runtimes[0])
-        configs.append({"result": result, "bias": bias})
+        variants = prediction_variants(table, space_name, result, runtimes[0])
+        configs.append({"result": result, "bias": bias, "variants": variants})
         rows = [r for c in configs for r in metrics_rows(c["result"])]
         text = report(configs, command, (load0, os.getloadavg()[0]),
                       time.monotonic() - start)
