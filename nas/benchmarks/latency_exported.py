@@ -91,7 +91,7 @@ def size_bias(table: LatencyTable, space_name: str, result: ExportedValidation,
     space = load_space(space_name)
     cal_archs = stored_calibration_archs(table)
     measured_k = (table.meta.notes.get("calibration_set") or {}).get("measured_ms")
-    if not cal_archs or measured_k is None:
+    if not cal_archs or measured_k is None or len(result.models) < 3:
         return []
     keys = [arch_keys(space, a) for a in cal_archs]
     extremes = [space.smallest(), space.largest()]
@@ -142,7 +142,8 @@ def prediction_variants(table: LatencyTable, space_name: str, result: ExportedVa
     for label, pred in preds:
         m = agreement(pred, measured)
         for t, idx in enumerate(terciles):
-            m[f"t{t}_mean_error_pct"] = agreement(pred[idx], measured[idx])["mean_error_pct"]
+            m[f"t{t}_mean_error_pct"] = (agreement(pred[idx], measured[idx])["mean_error_pct"]
+                                         if idx.size else float("nan"))
         out.append((label, m))
     return out
 
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         runtimes = default_runtimes(table)
         if table.meta.runtime == "torch":
             runtimes = ("eager", "torchscript")  # .pt2 is timed by `validate --exported` too
-        result = validate_exported(load_space(space_name), table, args.work / space_name,
+        result = validate_exported(load_space(space_name), table_path, args.work / space_name,
                                    runtimes=runtimes, seed=args.seed,
                                    say=lambda t: print(t, file=sys.stderr, flush=True))
         bias = size_bias(table, space_name, result, runtimes[0])
