@@ -1,7 +1,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint fashion-mnist run-fashion-mnist bench-fashion-mnist
+.PHONY: run test install lint fashion-mnist run-fashion-mnist bench-fashion-mnist gpu-check
 $(VENV)/.installed: pyproject.toml scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
 
@@ -25,3 +25,7 @@ run-fashion-mnist: fashion-mnist
 
 bench-fashion-mnist: fashion-mnist
 	$(BIN)/python -m nas.benchmarks.fashion_mnist
+
+# On a machine with a CUDA GPU: pytest -m gpu, then results/benchmarks/gpu.md (8 minutes at most)
+gpu-check:
+	bash scripts/gpu_check.sh

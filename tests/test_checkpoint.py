@@ -270,3 +270,34 @@ def test_cli_reports_bad_options_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == ["nas train: error: lr = -1.0; expected a number > 0"]
     assert not (tmp_path / "x").exists()
+
+
+def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(data_spec, reference, tmp_path,
+                                                          monkeypatch):
+    """What a CUDA run leaves (config device 'cuda', CUDA generator states) resumes here with
+    --device cpu, to the weights of the uninterrupted CPU run: the device is an execution setting
+    and the CUDA states are restored only where CUDA exists (the weights are read onto the CPU)."""
+    from nas.train.checkpoint import save_checkpoint
+
+    real = loop_mod._train_epoch
+    calls = {"n": 0}
+
+    def dies_in_second_epoch(run, epoch):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(run, epoch)
+
+    monkeypatch.setattr(loop_mod, "_train_epoch", dies_in_second_epoch)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(data_spec), out, progress=False)
+    monkeypatch.setattr(loop_mod, "_train_epoch", real)
+    state = load_checkpoint(out / "checkpoint.pt")
+    state["config"]["device"] = "cuda"
+    state["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)]
+    save_checkpoint(out / "checkpoint.pt", state)
+    res = train(tiny_config(data_spec), out, resume=True, progress=False)
+    assert res.resumed_from == 1
+    if not torch.cuda.is_available():  # with CUDA the (fake) CUDA state is restored: no equality
+        assert state_equal(res.supernet.state_dict(), reference.supernet.state_dict())

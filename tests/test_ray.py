@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from nas.distributed import TaskFailedError, map_local, map_tasks, ray_session, run_on_resource
 from nas.distributed.cluster import LocalRayCluster, session_members
@@ -239,3 +240,13 @@ def test_real_local_cluster_with_token_auth_and_custom_resource(monkeypatch, tmp
         # Stopping one cluster left the other one's processes alone.
         assert bystander_pids <= bystander.pids()
         assert not set(stopped) & bystander_pids
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a Ray instance without GPUs")
+def test_cuda_training_on_a_ray_instance_without_gpus_stops_instead_of_waiting(local_ray, tmp_path):
+    from nas.train import TrainConfig
+    from nas.train.distributed import train_distributed
+
+    config = TrainConfig(space="hybrid-tiny", device="cuda")
+    with pytest.raises(UserError, match=r"needs 1 GPU\(s\), but the Ray instance has 0"):
+        train_distributed(config, tmp_path / "run", workers=1)

@@ -58,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "onnxruntime with 1 thread: all the work runs on that thread, so it "
                         "equals an idle machine's wall time while other processes' load does "
                         "not inflate it); auto = thread for 1 CPU thread, else wall (auto)")
+    g.add_argument("--cuda-graphs", action="store_true",
+                   help="cuda: time CUDA graph replays (one launch per call, as a deployment that "
+                        "replays graphs) instead of eager launches")
     r = p.add_argument_group("remote device (Ray)")
     r.add_argument("--ray-address", default=None,
                    help="Ray cluster address ('auto' or HOST:PORT); needs --resource")
@@ -98,6 +101,7 @@ def _run_locked(args: argparse.Namespace) -> int:
         min_time_per_round=args.min_round_ms / 1e3,
         min_time_per_read=args.min_read_ms / 1e3,
         clock=args.clock,
+        cuda_graph=args.cuda_graphs,
     )
     result = profile_space(
         space,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nas.arch import Architecture
 from nas.errors import UserError
-from nas.train.config import DISTILL, OPTIMIZERS, SCHEDULES, TrainConfig
+from nas.train.config import DISTILL, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 
 # CLI option -> TrainConfig field (every option defaults to None: "not given", so that --resume
 # can start from the run's saved settings and only override what is given).
@@ -58,6 +58,10 @@ _OPTIONS: dict[str, dict] = {
     },
     "seed": {"type": int, "help": "seed of init, dropout, subnet sampling and batches (0)"},
     "device": {"help": "cpu (default), cuda or cuda:N"},
+    "precision": {
+        "choices": PRECISIONS,
+        "help": "fp32 (default), or bf16: forward passes and losses under bfloat16 autocast",
+    },
     "threads": {"type": int, "help": "torch CPU threads (default: torch's choice)"},
     "eval_every": {"type": int, "help": "validate largest/smallest every N epochs (1)"},
     "recal_batches": {"type": int, "help": "BN recalibration batches before validation (8)"},

@@ -124,6 +124,8 @@ def _batches(
         x = split.x.index_select(0, idx)
         y = split.y.index_select(0, idx)
         if device is not None:
+            if torch.device(device).type == "cuda":  # page-locked: the copy is asynchronous
+                x, y = x.pin_memory(), y.pin_memory()
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         x = resize_images(x, resolution)
         if augment:

@@ -23,9 +23,9 @@ from torch import nn
 
 from nas.arch import Architecture
 from nas.costs import Costs
+from nas.devices import parse_device
 from nas.errors import IncompatibleFileError, UserError
 from nas.latency import LatencyTable, Measurement, TimingItem, TimingProtocol, measure_many
-from nas.latency.environment import parse_device
 from nas.onnx_graph import ort_session
 from nas.spaces import SearchSpace
 from nas.units import arch_keys

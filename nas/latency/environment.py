@@ -7,30 +7,10 @@ from pathlib import Path
 
 import torch
 
+from nas.devices import parse_device
 from nas.errors import UserError
 
 RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
-
-
-def parse_device(device: str) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` -> a torch device; CUDA must be available."""
-    text = device.strip().lower()
-    if text == "cpu":
-        return torch.device("cpu")
-    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
-        if not torch.cuda.is_available():
-            raise UserError(
-                f"device {device!r} requested but CUDA is not available here "
-                "(torch.cuda.is_available() is False); use --device cpu"
-            )
-        dev = torch.device(text)
-        index = dev.index if dev.index is not None else 0
-        if index >= torch.cuda.device_count():
-            raise UserError(
-                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
-            )
-        return torch.device("cuda", index)
-    raise UserError(f"device {device!r} not understood; expected 'cpu', 'cuda' or 'cuda:N'")
 
 
 def check_runtime(runtime: str) -> str:

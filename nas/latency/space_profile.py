@@ -35,9 +35,9 @@ import numpy as np
 import torch
 
 from nas.arch import Architecture
+from nas.devices import parse_device
 from nas.errors import UserError
 from nas.latency.calibration import Calibration
-from nas.latency.environment import parse_device
 from nas.latency.profiling import fill_missing
 from nas.latency.space_units import (
     arch_features,

@@ -15,6 +15,12 @@ One code path times one callable (:func:`measure_latency`) or many (:func:`measu
 5. Interleaving (:func:`measure_many`): round r visits every item once, in an order shuffled by the
    passed generator, so slow drift of the machine (frequency, other jobs) affects all items alike.
 
+CUDA graphs (``cuda_graph=True``, torch on CUDA only): each item's call is captured once into a
+``torch.cuda.CUDAGraph`` (after three eager calls on a side stream, as capture requires) and each
+timed call is one graph replay, so a network pays one launch instead of one per kernel: the
+latency of a deployment that replays graphs, where eager timing adds the CPU's launch time of
+every kernel.
+
 Timers: ``time.perf_counter_ns`` on CPU (and for onnxruntime, whose ``run`` is synchronous); CUDA
 events recorded around each read and read after one ``torch.cuda.synchronize`` per round. With
 ``clock="thread"`` (CPU, 1 thread only) reads use ``time.thread_time_ns``, the CPU time of the
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import gc
 import math
 import tempfile
@@ -45,8 +52,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.devices import parse_device
 from nas.errors import UserError
-from nas.latency.environment import check_runtime, parse_device
+from nas.latency.environment import check_runtime
 from nas.onnx_graph import (
     DEFAULT_EXPORTER,
     DEFAULT_OPSET,
@@ -98,11 +106,17 @@ class TimingProtocol:
     min_time_per_read: float = 2e-4
     onnx_opset: int = DEFAULT_OPSET
     clock: str = "wall"
+    cuda_graph: bool = False
     onnx_exporter: str = DEFAULT_EXPORTER
     onnx_dynamic_batch: bool = True
 
     def __post_init__(self) -> None:
         check_runtime(self.runtime)
+        if self.cuda_graph and (self.runtime != "torch" or not self.device.startswith("cuda")):
+            raise UserError(
+                "timing protocol: cuda_graph (CUDA graph replay) needs runtime 'torch' on a CUDA "
+                f"device, got {self.runtime!r} on {self.device!r}"
+            )
         if self.onnx_exporter not in EXPORTERS:
             raise UserError(f"timing protocol: ONNX exporter {self.onnx_exporter!r} not understood; "
                             f"expected one of {EXPORTERS}")
@@ -151,10 +165,14 @@ def protocol_description(protocol: TimingProtocol | None = None, **settings: Any
     """JSON-ready description of a protocol (given, or built from keyword settings)."""
     protocol = protocol if protocol is not None else TimingProtocol(**settings)
     out: dict[str, Any] = asdict(protocol)
+    if not protocol.cuda_graph:  # eager tables keep the metadata they had before this setting
+        del out["cuda_graph"]
     out.update(
         {
             "estimate": "lowest per-round median of per-call times",
-            "timer": "cuda events"
+            "timer": "cuda events around CUDA graph replays"
+            if protocol.cuda_graph
+            else "cuda events"
             if protocol.device.startswith("cuda") and protocol.runtime == "torch"
             else "time.thread_time_ns (CPU time of the calling thread)"
             if protocol.clock == "thread"
@@ -304,16 +322,18 @@ class _Runner:
     def _time_reads(self, n_reads: int, inner: int) -> np.ndarray:
         call = self.call
         if self.cuda is not None:
-            starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_reads)]
-            ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_reads)]
-            torch.cuda.synchronize(self.cuda)
-            for start, end in zip(starts, ends):
-                start.record()
-                for _ in range(inner):
-                    call()
-                end.record()
-            torch.cuda.synchronize(self.cuda)
-            return np.array([s.elapsed_time(e) for s, e in zip(starts, ends)]) * 1e-3
+            # events on the current stream of the item's device (cuda:N need not be current)
+            with torch.cuda.device(self.cuda):
+                starts = [torch.cuda.Event(enable_timing=True) for _ in range(n_reads)]
+                ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_reads)]
+                torch.cuda.synchronize(self.cuda)
+                for start, end in zip(starts, ends):
+                    start.record()
+                    for _ in range(inner):
+                        call()
+                    end.record()
+                torch.cuda.synchronize(self.cuda)
+                return np.array([s.elapsed_time(e) for s, e in zip(starts, ends)]) * 1e-3
         out = np.empty(n_reads)
         clock = self.clock
         for j in range(n_reads):
@@ -358,7 +378,34 @@ def _make_runner(
             fn = copy.deepcopy(fn).to(device)
     args = tuple(a.to(device) for a in args)
     cuda = device if device.type == "cuda" else None
+    if protocol.cuda_graph:
+        assert cuda is not None  # the protocol checks it
+        return _Runner(item.key, cuda_graph_call(fn, args, cuda), cuda)
     return _Runner(item.key, lambda: fn(*args), cuda, _clock(protocol))
+
+
+def cuda_graph_call(
+    fn: Callable[..., Any], args: tuple[torch.Tensor, ...], device: torch.device
+) -> Callable[[], None]:
+    """``fn(*args)`` captured into a CUDA graph on ``device``; returns its replay. Three eager
+    calls on a side stream come first (capture needs warmed-up kernels and allocator pools)."""
+    with torch.cuda.device(device), torch.inference_mode():
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                fn(*args)
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn(*args)
+        torch.cuda.synchronize(device)
+    # the replay reads fn's weights and args' memory by address: keep them alive with the graph
+    return functools.partial(_replay, graph, (fn, args))
+
+
+def _replay(graph: torch.cuda.CUDAGraph, _keep_alive: object) -> None:
+    graph.replay()
 
 
 def _clock(protocol: TimingProtocol) -> Callable[[], int]:

@@ -32,9 +32,9 @@ import numpy as np
 from scipy import stats
 
 from nas.arch import Architecture
+from nas.devices import parse_device
 from nas.errors import IncompatibleFileError
 from nas.io import atomic_write, atomic_write_text
-from nas.latency.environment import parse_device
 from nas.latency.space_profile import (
     measure_networks,
     protocol_of,

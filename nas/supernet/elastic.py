@@ -235,7 +235,10 @@ class ElasticAttention(nn.Module):
 
     def _qkv_rows(self, heads: int) -> torch.Tensor:
         inner_max, inner = self.max_heads * self.head_dim, heads * self.head_dim
-        return torch.cat([torch.arange(i * inner_max, i * inner_max + inner) for i in range(3)])
+        device = self.qkv.weight.device  # index on the weights' device (no host-device copy)
+        return torch.cat(
+            [torch.arange(i * inner_max, i * inner_max + inner, device=device) for i in range(3)]
+        )
 
     def forward(self, x: torch.Tensor, layer: AttnLayer) -> torch.Tensor:
         b, c, h, w = x.shape

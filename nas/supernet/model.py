@@ -120,7 +120,8 @@ class Supernet(nn.Module):
 
     @torch.no_grad()
     def extract(self, arch: Architecture) -> static.StaticNet:
-        """A standalone static model of ``arch`` with copied weights (in eval mode)."""
+        """A standalone static model of ``arch`` with copied weights (in eval mode), on the
+        supernet's device."""
         self.space.validate(arch)
         s = self.space.stem
         stem = self.stem.export(self.space.in_channels, s.width, s.kernel, s.stride, act=s.act)
@@ -131,4 +132,5 @@ class Supernet(nn.Module):
                 blocks.extend(slot.export(layer, c_in, stage.width))
                 c_in = stage.width
         model = static.StaticNet(stem, blocks, self.head.export(c_in), arch=arch.to_str())
-        return model.eval()
+        device = next(self.parameters()).device  # the parts are built on the CPU, then moved
+        return model.to(device).eval()

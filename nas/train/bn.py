@@ -56,10 +56,10 @@ def calibration_inputs(
 ) -> Iterator[torch.Tensor]:
     """Up to ``batches`` shuffled, un-augmented batches of ``split`` (use TRAIN), as model inputs at
     ``resolution`` with ``in_channels`` channels. Same seed, same batches."""
-    loader = BatchLoader(split, batch_size=batch_size, resolution=None, shuffle=True, seed=seed)
+    loader = BatchLoader(
+        split, batch_size=batch_size, resolution=None, shuffle=True, seed=seed, device=device
+    )
     for x, _ in islice(loader, batches):
-        if device is not None:
-            x = x.to(device, non_blocking=True)
         yield model_input(x, resolution, in_channels, channels_last=channels_last)
 
 

@@ -12,6 +12,7 @@ SCHEDULES: tuple[str, ...] = ("sandwich", "progressive", "delayed", "fixed")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
 DISTILL: tuple[str, ...] = ("soft_ce", "kl", "none")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")  # bf16: autocast of forward passes and losses
 
 # Defaults that depend on the optimizer. The AdamW learning rate, the batch size, the epochs and the
 # distillation weight were chosen by results/benchmarks/supernet_sweep.md (hybrid-cifar on digits).
@@ -31,6 +32,9 @@ class TrainConfig:
     ``delayed`` (largest only for the first ``delay_fraction`` of epochs, then sandwich),
     ``progressive`` (OFA order, phases split at ``phase_fractions`` of the epochs, see
     :mod:`nas.train.schedules`), or ``fixed`` (only ``arch``, no distillation: a from-scratch baseline).
+    ``precision``: ``fp32``, or ``bf16`` (forward passes and losses under ``torch.autocast`` with
+    bfloat16; weights, gradients, optimizer and validation stay float32). It changes what a run
+    computes, so a run resumes only with its own precision.
     """
 
     space: str
@@ -62,6 +66,7 @@ class TrainConfig:
     channels_last: bool = True
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"
     threads: int | None = None
     eval_every: int = 1
     recal_batches: int = 8
@@ -73,6 +78,7 @@ class TrainConfig:
         _one_of("schedule", self.schedule, SCHEDULES)
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
         _one_of("distill", self.distill, DISTILL)
+        _one_of("precision", self.precision, PRECISIONS)
         if self.device.split(":")[0] not in DEVICES:
             raise UserError(f"device {self.device!r}: expected cpu, cuda or cuda:N")
         if self.lr is None:

@@ -35,7 +35,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +213,7 @@ def _worker_loop(cfg: dict) -> None:
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    config: TrainConfig = cfg["config"]
+    config: TrainConfig = worker_config(cfg["config"])
     out = Path(cfg["out_dir"])
     if rank == 0:
         dctx = DistributedContext(rank, world, record_path=out / RECORD_NAME)
@@ -226,6 +226,19 @@ def _worker_loop(cfg: dict) -> None:
                 if (out / name).is_file():
                     shutil.copy2(out / name, Path(scratch) / name)
         train(config, scratch, resume=cfg["resume"], progress=False, echo=False, distributed=dctx)
+
+
+def worker_config(config: TrainConfig) -> TrainConfig:
+    """``config`` with the device Ray Train gave this worker: a GPU worker sees only its own GPU
+    (``CUDA_VISIBLE_DEVICES``), so the ``cuda:N`` of the driver's command would not exist there.
+    The device is an execution setting, so the run's results and its resumability are unchanged."""
+    if not config.device.startswith("cuda"):
+        return config
+    import ray.train.torch
+
+    device = ray.train.torch.get_device()
+    torch.cuda.set_device(device)  # NCCL collectives and all_gather_object use the current device
+    return replace(config, device=str(device))
 
 
 @dataclass
@@ -264,17 +277,19 @@ def train_distributed(
     address: str | None = None,
     resume: bool = False,
     cpus_per_worker: float = 1.0,
+    backend: str | None = None,
 ) -> DistributedTrainResult:
     """Train as :func:`nas.train.train` does, data-parallel over ``workers`` Ray Train workers.
 
     ``address``: ``None`` or ``"local"`` starts a local Ray instance of ``workers *
     cpus_per_worker`` CPUs (shut down at the end); ``"auto"`` / ``"host:port"`` joins a cluster
     (see docs/ray.md). CPU runs use the gloo backend, ``--device cuda`` one GPU per worker (NCCL).
+    ``backend`` (``"gloo"`` or ``"nccl"``) overrides that choice, e.g. gloo on GPUs to compare.
     Worker errors are re-raised here: a :class:`UserError` as such, anything else as
     ``RuntimeError`` naming the rank.
     """
     from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
 
     from nas.distributed import ray_session
     from nas.train.checkpoint import load_checkpoint
@@ -284,11 +299,22 @@ def train_distributed(
     _precheck(config, paths, resume, workers)
     out.mkdir(parents=True, exist_ok=True)
     use_gpu = config.device.startswith("cuda")
+    if backend not in (None, "gloo", "nccl"):
+        raise UserError(f"backend {backend!r}: expected gloo or nccl")
+    if backend == "nccl" and not use_gpu:
+        raise UserError("the nccl backend needs GPU workers (--device cuda)")
     local = address in (None, "local")
     t0 = time.perf_counter()
     with ray_session(
         None if local else address, num_cpus=max(1, round(workers * cpus_per_worker))
-    ), tempfile.TemporaryDirectory(prefix="nas-ray-train-") as storage:
+    ) as session, tempfile.TemporaryDirectory(prefix="nas-ray-train-") as storage:
+        gpus = session.resources.get("GPU", 0.0)
+        if use_gpu and gpus < workers:  # Ray Train would wait for them forever
+            raise UserError(
+                f"--device {config.device} with --workers {workers} needs {workers} GPU(s), but "
+                f"the Ray {'instance' if local else 'cluster'} has {gpus:g}; use --device cpu "
+                "or fewer workers"
+            )
         trainer = TorchTrainer(
             _worker_loop,
             train_loop_config={"config": config, "out_dir": str(out), "resume": resume},
@@ -298,6 +324,7 @@ def train_distributed(
                 resources_per_worker={"CPU": cpus_per_worker, **({"GPU": 1} if use_gpu else {})},
             ),
             run_config=RunConfig(name="nas-train", storage_path=storage),
+            torch_config=TorchConfig(backend=backend) if backend else None,
         )
         try:
             trainer.fit()

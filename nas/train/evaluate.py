@@ -45,16 +45,18 @@ def evaluate_model(
     device = _device_of(model)
     was_training = model.training
     model.eval()
-    correct, loss_sum, n = 0, 0.0, 0
+    # Sums stay on the device and are read once at the end (no sync per batch on CUDA).
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     try:
         for x, y in iterate_batches(split, batch_size=batch_size, resolution=None, device=device):
             logits = model(model_input(x, resolution, in_channels))
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(-1) == y).sum())
-            n += int(y.numel())
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
+            correct += (logits.argmax(-1) == y).sum()
     finally:
         model.train(was_training)
-    return {"acc": correct / n, "loss": loss_sum / n, "n": n}
+    n = len(split)
+    return {"acc": int(correct) / n, "loss": float(loss_sum) / n, "n": n}
 
 
 def recalibrated_subnet(

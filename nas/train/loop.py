@@ -20,6 +20,8 @@ torch and ``random`` states are left as they were.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +37,7 @@ from tqdm.auto import tqdm
 
 from nas.arch import Architecture
 from nas.data import BatchLoader, DatasetSplits, check_channels
+from nas.devices import parse_device
 from nas.errors import IncompatibleFileError, SpaceError, UserError
 from nas.io import atomic_write_json
 from nas.spaces import SearchSpace, load_space
@@ -119,13 +122,6 @@ def _isolated_rng(device: torch.device) -> Iterator[None]:
             random.setstate(py_state)
 
 
-def _device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu")
-    return device
-
-
 def _resolve_space(config: TrainConfig, paths: RunPaths, resume: bool) -> SearchSpace:
     """``config.space`` (a name or path); when resuming and it cannot be found (a relative path
     from another folder, a moved file), the run's own ``space.yaml``."""
@@ -194,7 +190,7 @@ def train(
     splits = load_splits(config)
     _check_data(space, splits, config.data)
     fixed = _fixed_arch(config, space)
-    device = _device(config.device)
+    device = parse_device(config.device)
     state = None
     if paths.checkpoint.exists():
         if not resume:
@@ -340,9 +336,9 @@ def _describe(row: dict, epochs: int) -> str:
 
 
 def _stop_unless_finite(
-    run: _Run, value: torch.Tensor, what: str, epoch: int, step: int, arch: Architecture | None
+    run: _Run, value: float, what: str, epoch: int, step: int, arch: Architecture | None
 ) -> None:
-    if bool(torch.isfinite(value)):
+    if math.isfinite(value):
         return
     where = f"epoch {epoch + 1}/{run.config.epochs}, step {step + 1}/{len(run.loader)}"
     kept = (
@@ -352,15 +348,27 @@ def _stop_unless_finite(
     )
     subnet = f" of subnet {arch}" if arch is not None else ""
     message = (
-        f"{what}{subnet} is {float(value)} at {where}; training stopped and {kept}. "
+        f"{what}{subnet} is {value} at {where}; training stopped and {kept}. "
         "Lower --lr (or --grad-clip) and train again"
     )
     run.log(f"ERROR {message}")
     raise TrainingDiverged(message)
 
 
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast of the forward passes and losses (``--precision bf16``), else nothing."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _step(run: _Run, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) -> list[float]:
-    """One optimizer step over the schedule's subnets; returns their losses (teacher first)."""
+    """One optimizer step over the schedule's subnets; returns their losses (teacher first).
+
+    The losses are read back once per step (one device sync on CUDA, not one per subnet): a
+    non-finite loss is found after the backward passes, before the optimizer step, so the weights
+    stay those of the last good step either way.
+    """
     cfg, space = run.config, run.space
     archs = step_archs(
         cfg.schedule,
@@ -378,35 +386,38 @@ def _step(run: _Run, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) ->
     run.optimizer.zero_grad(set_to_none=True)
     inputs: dict[int, torch.Tensor] = {}
     teacher = None
-    losses = []
+    loss_tensors = []
     for i, arch in enumerate(archs):
         if arch.resolution not in inputs:
             inputs[arch.resolution] = model_input(
                 x, arch.resolution, space.in_channels, channels_last=cfg.channels_last
             )
-        logits = run.model(inputs[arch.resolution], arch)
-        if i == 0:
-            loss = supervised_loss(logits, y, label_smoothing=cfg.label_smoothing)
-            if len(archs) > 1 and cfg.distill != "none":
-                teacher = logits.detach()
-        else:
-            loss = student_loss(
-                logits,
-                y,
-                teacher,
-                kind=cfg.distill,
-                temperature=cfg.temperature,
-                weight=cfg.distill_weight,
-                label_smoothing=cfg.label_smoothing,
-            )
-        _stop_unless_finite(run, loss.detach(), "the loss", epoch, step, arch)
+        with _autocast(x.device, cfg.precision):
+            logits = run.model(inputs[arch.resolution], arch)
+            if i == 0:
+                loss = supervised_loss(logits, y, label_smoothing=cfg.label_smoothing)
+                if len(archs) > 1 and cfg.distill != "none":
+                    teacher = logits.detach()
+            else:
+                loss = student_loss(
+                    logits,
+                    y,
+                    teacher,
+                    kind=cfg.distill,
+                    temperature=cfg.temperature,
+                    weight=cfg.distill_weight,
+                    label_smoothing=cfg.label_smoothing,
+                )
         loss.backward()  # gradients of all subnets accumulate; one optimizer step below
-        losses.append(float(loss.detach()))
+        loss_tensors.append(loss.detach().float())
+    losses = [float(v) for v in torch.stack(loss_tensors).tolist()]  # the step's one sync
+    for arch, value in zip(archs, losses):
+        _stop_unless_finite(run, value, "the loss", epoch, step, arch)
     if run.dist is not None:  # data-parallel: average gradients and losses over the ranks
         losses = run.dist.after_backward(run.model, losses)
     if cfg.grad_clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
-        _stop_unless_finite(run, norm, "the gradient norm", epoch, step, None)
+        _stop_unless_finite(run, float(norm), "the gradient norm", epoch, step, None)
     run.optimizer.step()
     run.scheduler.step()
     return losses

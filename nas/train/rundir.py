@@ -30,6 +30,7 @@ import torch
 import yaml
 
 from nas.data import DatasetSplits, load_dataset
+from nas.devices import parse_device
 from nas.errors import IncompatibleFileError, UserError
 from nas.io import atomic_write_json, atomic_write_text
 from nas.spaces import SearchSpace, space_from_dict
@@ -287,7 +288,7 @@ def load_supernet(
     space_hash = record.get("space", {}).get("hash")
     space = read_space(paths.space, space_hash)
     state = load_checkpoint(paths.checkpoint, space_hash=space.hash(), map_location="cpu")
-    torch_device = torch.device(device)
+    torch_device = parse_device(device)
     supernet = Supernet(space)
     try:
         supernet.load_state_dict(state["model"])
