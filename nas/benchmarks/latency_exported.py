@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--export-only", action="store_true")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the report's notes (what this run could not cover)")
     args = parser.parse_args(argv)
     command = "python -m nas.benchmarks.latency_exported " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
@@ -257,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for c in configs for r in metrics_rows(c["result"])]
         text = report(configs, command, (load0, os.getloadavg()[0]),
                       time.monotonic() - start)
+        if args.note:
+            text += "\n## Notes\n\n" + "\n".join(f"- {n}" for n in args.note) + "\n"
         atomic_write_text(args.out, text)  # after each config: a partial report survives
         _write_csv(args.out.with_suffix(".csv"), configs, rows)
         print("\n".join(verdict(r) for r in metrics_rows(result)), flush=True)
