@@ -222,23 +222,24 @@ def candidate_features(features: dict[str, np.ndarray]) -> dict[str, tuple[str, 
       weight bytes (largest for attention and mixer layers on small token grids).
 
     With ``lut_net`` among the features (the table has a MEASURED per-call overhead, see
-    :func:`measure_call_overhead`), every candidate uses it in place of ``lut_sum`` and
-    ``per-layer`` is left out: the per-unit overhead is then measured, not fitted.
+    :func:`measure_call_overhead`), each candidate also comes as ``net-<name>`` with ``lut_net``
+    in place of ``lut_sum`` (``per-layer`` excepted: its fitted overhead is what the measured
+    one replaces); leave-one-out error chooses between them like between the others.
     """
     kinds = tuple(
         name
         for name, col in features.items()
         if name.startswith("n_") and name != "n_units" and np.ptp(col) > 0
     )
-    base = "lut_net" if "lut_net" in features else "lut_sum"
-    out = {"scale": (base,)}
-    if base == "lut_sum":
-        out["per-layer"] = (base, "n_units")
+    out: dict[str, tuple[str, ...]] = {"scale": ("lut_sum",), "per-layer": ("lut_sum", "n_units")}
     if kinds:
-        out["per-kind"] = (base, *kinds)
+        out["per-kind"] = ("lut_sum", *kinds)
     if "params" in features and np.ptp(features["params"]) > 0:
         out.update({f"{name}+weights" if name != "scale" else "weights": (*cols, "params")
                     for name, cols in list(out.items())})
+    if "lut_net" in features:
+        out.update({f"net-{name}": ("lut_net", *cols[1:]) for name, cols in list(out.items())
+                    if not name.startswith("per-layer")})
     return out
 
 
@@ -288,9 +289,9 @@ def fit_space_calibration(
     features (a model needs K >= its parameters + 4 to be considered). ``guard``: keys and extra
     features of architectures (the space's extremes) every prediction of which must be > 0 ms;
     a candidate that extrapolates to zero or below there is rejected. ``call_overhead_ms``: the
-    runtime's measured per-call overhead (:func:`measure_call_overhead`); the candidates then
-    use ``lut_net`` (:func:`net_sum_features`), and the result is rewritten in ``lut_sum`` and
-    ``n_units``."""
+    runtime's measured per-call overhead (:func:`measure_call_overhead`); ``net-`` candidates on
+    ``lut_net`` (:func:`net_sum_features`) then compete, and a chosen one is rewritten in
+    ``lut_sum`` and ``n_units``."""
     y = np.asarray(measured_ms, dtype=np.float64)
     features = dict(table.calibration_features(keys_per_arch))
     features.update(extra_features or {})
@@ -319,9 +320,7 @@ def fit_space_calibration(
                               "call_overhead_ms": call_overhead_ms}
     if not loo:  # too few measurements, or every signed model extrapolates below zero
         record["chosen"] = "scale (nonnegative)"
-        base = "lut_net" if call_overhead_ms is not None else "lut_sum"
-        fit = Calibration.fit({base: features[base]}, y)
-        return _as_lut_sum(fit, call_overhead_ms or 0.0), record
+        return Calibration.fit({"lut_sum": features["lut_sum"]}, y), record
     best = min(loo.values())  # the fewest features within TIE_TOLERANCE of the best error
     near = [n for n in loo if loo[n] <= best * (1 + TIE_TOLERANCE) + 1e-12]
     record["chosen"] = min(near, key=lambda n: len(candidates[n]))
