@@ -223,6 +223,9 @@ class Architecture:
     def __str__(self) -> str:
         return self.to_str()
 
+    def __repr__(self) -> str:  # short: the string Architecture.from_str reads back
+        return f"Architecture({self.to_str()!r})"
+
     @property
     def depths(self) -> tuple[int, ...]:
         return tuple(s.depth for s in self.stages)

@@ -127,3 +127,26 @@ def check_writable(path: str | os.PathLike, *, what: str = "--out") -> Path:
             "writable place"
         ) from None
     return folder
+
+
+def read_csv_rows(
+    path: str | os.PathLike, error: type[Exception] | None = None
+) -> list[list[str]]:
+    """All rows of a text CSV file (a spreadsheet's UTF-8 BOM removed); a file that is not text
+    or not CSV raises ``error`` (default :class:`~nas.errors.UserError`) naming it. Never
+    executes anything from the file."""
+    import csv
+    import io
+
+    from nas.errors import UserError
+
+    error = error or UserError
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text CSV file") from None
+    try:
+        return list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise error(f"{path}: not a valid CSV ({exc})") from None

@@ -13,7 +13,8 @@ Everything that times or writes ONNX goes through here, so the graph a latency t
 - :func:`optimized_nodes`: the graph after ONNX Runtime's optimisation (what actually runs), and
   :func:`node_scopes`, which module of the exported network each optimised node came from.
 
-A leaf module (no import of other ``nas`` modules), so latency timing and export can both use it.
+A leaf module (no import of other ``nas`` modules, torch only inside functions), so the timing
+protocol, latency timing and export can all use it.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where it is used: the protocol reads the constants alone
+    import torch
+    from torch import nn
 
 EXPORTERS: tuple[str, ...] = ("dynamo", "legacy")
 DEFAULT_EXPORTER = "dynamo"
@@ -67,6 +69,7 @@ def export_onnx(
     """Export ``module`` (in eval mode, on CPU) run on ``example`` (one tensor, leading batch) to
     ``path``. ``module`` may also be a ``torch.export`` program already made from it (dynamo only;
     ``program_dynamic`` says whether its batch is dynamic). Exporter errors propagate."""
+    import torch
     if exporter not in EXPORTERS:
         raise ValueError(f"ONNX exporter {exporter!r}: expected one of {EXPORTERS}")
     if opset < MIN_OPSET:

@@ -27,6 +27,7 @@ import numpy as np
 from nas.errors import UserError
 from nas.io import atomic_write_json
 from nas.locks import output_lock
+from nas.runs import STAGES  # re-exported: the stages' home is the run-folder reader
 from nas.spaces import load_space
 
 
@@ -57,7 +58,6 @@ def _read_json_object(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-STAGES: tuple[str, ...] = ("train", "profile", "sample", "fit", "search", "export", "report")
 Say = Callable[[str], None]
 
 
@@ -93,6 +93,21 @@ class RunPlan:
     train_threads: int | None = None  # None: ``threads`` (the latency threads) for training too
     workers: int = 1
     ray_address: str | None = None
+    # the search's objectives (val_acc maximised among them: exports are picked by it) and
+    # constraints beyond the derived latency and memory bounds ('flops<=60M', 'params:le:50K')
+    objectives: tuple[str, ...] = ("max:val_acc", "min:latency_ms")
+    constraints: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        from nas.search.constraints import parse_constraints, parse_objective
+
+        parsed = [parse_objective(o) for o in self.objectives]
+        if not any(o.metric == "val_acc" and o.direction == "maximize" for o in parsed):
+            raise UserError(
+                f"objectives {list(self.objectives)}: 'max:val_acc' must be one of them (the "
+                "exported models are the front's best by validation accuracy)"
+            )
+        parse_constraints(self.constraints)
 
     @classmethod
     def default(cls, **overrides: Any) -> RunPlan:
@@ -143,6 +158,30 @@ class RunPlan:
 
 
 PRESETS: dict[str, str] = {"default": "default", "quick": "quick", "fashion-mnist": "fashion_mnist"}
+
+
+def read_run_config(path: str | Path) -> dict[str, Any]:
+    """The settings in a ``nas run --config`` YAML file: any :class:`RunPlan` field (``space``,
+    ``epochs``, ``constraints``, ...) and ``preset``; lists become tuples. Read with
+    ``yaml.safe_load`` (no code runs); an unknown key or a non-mapping is one UserError."""
+    from dataclasses import fields
+
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of settings (space: ..., epochs: ...)")
+    known = {f.name for f in fields(RunPlan)} | {"preset"}
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        raise UserError(f"{path}: unknown settings {unknown}; expected any of {sorted(known)}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
 @dataclass
@@ -225,6 +264,9 @@ class Pipeline:
         current = asdict(self.plan)
         if path.exists():
             saved = _read_json_object(path, "a run plan written by 'nas run'")
+            # a setting added since the run was written has its default there
+            defaults = json.loads(json.dumps(asdict(RunPlan())))
+            saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
             diff = {
                 k: (saved.get(k), v)
                 for k, v in json.loads(json.dumps(current)).items()
@@ -383,8 +425,8 @@ class Pipeline:
             shutil.rmtree(out)
         return run_search(
             self.space,
-            objectives=["max:val_acc", "min:latency_ms"],
-            constraints=constraint_strings(bounds),
+            objectives=list(self.plan.objectives),
+            constraints=[*constraint_strings(bounds), *self.plan.constraints],
             algo=self.plan.algo,
             budget=self.plan.budget,
             seed=self.plan.seed + round_,
@@ -591,6 +633,11 @@ class Pipeline:
         ok = (rows["latency_ms"] <= bounds["latency_ms"]) & (rows["memory"] <= bounds["memory"])
         if "params" in bounds:
             ok &= rows["params"] <= bounds["params"]
+        from nas.search.constraints import parse_constraints
+
+        for c in parse_constraints(self.plan.constraints):  # the user's own, where measured
+            if c.metric in rows:
+                ok &= c.satisfied(rows[c.metric].to_numpy())
         feasible = rows[ok]
         self.say(
             f"  random search: {len(feasible)} of {len(rows)} measured subnets meet the bounds"
@@ -610,3 +657,19 @@ class Pipeline:
 
         path = write_report(self.paths.root, self.plan, self.ledger.stages)
         return {"report": str(path.relative_to(self.paths.root))}
+
+
+def run_pipeline(
+    plan: RunPlan,
+    out: str | Path,
+    *,
+    rerun: str | None = None,
+    progress: bool | None = None,
+    say: Say = print,
+) -> dict[str, Any]:
+    """Run every stage of ``plan`` in the run folder ``out`` (locked against a second writer),
+    continuing a run stopped earlier; ``nas run`` from Python. Returns the stages ledger."""
+    from nas.progress import progress_enabled
+
+    with output_lock(Path(out), folder=True, command="nas run"):
+        return Pipeline(plan, out, progress=progress_enabled(progress), say=say).run(rerun=rerun)

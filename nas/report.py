@@ -190,6 +190,11 @@ def write_report(root: Path, plan: Any, stages: dict[str, Any]) -> Path:
             shutil.copyfile(png, root / "pareto.png")
             lines += ["", "![Pareto front](pareto.png)"]
 
+    from nas.runs import read_run, weak_run_warnings
+
+    warnings = weak_run_warnings(read_run(root))
+    lines += ["", "## Warnings", ""]
+    lines += [f"- {w}" for w in warnings] or ["None: no weak-run check fired (nas.runs)."]
     lines += ["", "## Settings", "", "```json", json.dumps(asdict(plan), indent=2), "```", ""]
     path = root / "report.md"
     atomic_write_text(path, "\n".join(lines))

@@ -46,6 +46,14 @@ def snapshot(folder: Path) -> dict[str, str]:
     }
 
 
+def copy_run(run_dir: Path, out: Path) -> Path:
+    """A copy of the run folder ``run_dir`` at ``out``."""
+    out.mkdir()
+    for p in run_dir.iterdir():
+        (out / p.name).write_bytes(p.read_bytes())
+    return out
+
+
 def test_checkpoint_loads_with_weights_only(reference):
     state = torch.load(reference.run_dir / "checkpoint.pt", weights_only=True)
     assert state["format"] == "nas-supernet-checkpoint" and state["epoch"] == 3
@@ -135,10 +143,7 @@ def _odd_space_file(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("kind", ["truncated", "state_dict", "text", "other_space", "newer"])
 def test_bad_checkpoints_are_refused_and_files_left_untouched(kind, data_spec, reference, tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
-    for p in reference.run_dir.iterdir():
-        (out / p.name).write_bytes(p.read_bytes())
+    out = copy_run(reference.run_dir, tmp_path / "run")
     ckpt = out / "checkpoint.pt"
     cfg = tiny_config(data_spec)
     if kind == "truncated":
@@ -170,10 +175,7 @@ def test_bad_checkpoints_are_refused_and_files_left_untouched(kind, data_spec, r
 
 
 def test_resume_with_other_settings_is_refused(data_spec, reference, tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
-    for p in reference.run_dir.iterdir():
-        (out / p.name).write_bytes(p.read_bytes())
+    out = copy_run(reference.run_dir, tmp_path / "run")
     before = snapshot(out)
     with pytest.raises(IncompatibleFileError, match=r"lr: checkpoint 0\.005 vs now 0\.001"):
         train(tiny_config(data_spec, lr=1e-3), out, resume=True, progress=False)
@@ -182,11 +184,25 @@ def test_resume_with_other_settings_is_refused(data_spec, reference, tmp_path):
     assert snapshot(out) == before
 
 
+def test_resume_may_raise_the_epochs_not_lower_them(data_spec, reference, tmp_path):
+    import json
+
+    out = copy_run(reference.run_dir, tmp_path / "run")
+    before = snapshot(out)
+    with pytest.raises(IncompatibleFileError, match="may raise its epochs, not lower them"):
+        train(tiny_config(data_spec, epochs=2), out, resume=True, progress=False)
+    assert snapshot(out) == before
+    res = train(tiny_config(data_spec, epochs=4), out, resume=True, progress=False)
+    assert res.resumed_from == 3 and [r["epoch"] for r in res.history] == [1, 2, 3, 4]
+    assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 4
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 4
+    assert "epochs raised from 3 to 4" in (out / "train.log").read_text()
+    assert not state_equal(res.supernet.state_dict(), reference.supernet.state_dict())
+    load_supernet(out, load_data=False)  # finished: no unfinished-run warning
+
+
 def test_resuming_a_finished_run_changes_nothing(data_spec, reference, tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
-    for p in reference.run_dir.iterdir():
-        (out / p.name).write_bytes(p.read_bytes())
+    out = copy_run(reference.run_dir, tmp_path / "run")
     before = snapshot(out)
     res = train(tiny_config(data_spec, threads=2), out, resume=True, progress=False)
     assert res.resumed_from == 3

@@ -71,7 +71,7 @@ def full_export(run_dir, table_path, tmp_path_factory) -> Path:
     arch_file.write_text(ARCH.to_json())
     out = tmp_path_factory.mktemp("exports") / "full"
     rc = main(["export", "--run", str(run_dir), "--arch", str(arch_file), "--out", str(out),
-               "--formats", "pt,torchscript,onnx", "--lut", str(table_path), "--quiet"])
+               "--formats", "pt,torchscript,onnx", "--table", str(table_path), "--no-progress"])
     assert rc == 0
     return out
 
@@ -82,7 +82,7 @@ def card_of(out: Path) -> dict:
 
 def export_fast(run_dir: Path, arch: str, out: Path, *extra: str) -> int:
     return main(["export", "--run", str(run_dir), "--arch", arch, "--out", str(out),
-                 "--formats", "pt", "--no-measure", "--no-standalone-check", "--quiet", *extra])
+                 "--formats", "pt", "--no-measure", "--no-standalone-check", "--no-progress", *extra])
 
 
 # ----- the full export -----
@@ -183,7 +183,7 @@ def test_export_by_short_string_gives_the_same_weights(full_export, run_dir, tmp
     assert card["details"]["arch_source"] == "short string"
     assert card["latency"]["measured_ms"] is None
     assert "--no-measure" in card["not_measured"]["latency.measured_ms"]
-    assert "--lut" in card["not_measured"]["latency.predicted_ms"]
+    assert "--table" in card["not_measured"]["latency.predicted_ms"]
     assert "not measured (" in (out / "MODEL_CARD.md").read_text()
 
 
@@ -193,7 +193,7 @@ def test_export_by_id_with_an_onnxruntime_table(full_export, run_dir, tmp_path):
     out = tmp_path / "by-id"
     lut = write_table(tmp_path / "ort.csv", runtime="onnxruntime", batch=2)
     rc = main(["export", "--run", str(run_dir), "--arch", ARCH.arch_id(), "--out", str(out),
-               "--formats", "pt", "--no-standalone-check", "--quiet", "--lut", str(lut)])
+               "--formats", "pt", "--no-standalone-check", "--no-progress", "--table", str(lut)])
     assert rc == 0
     card = card_of(out)
     assert card["architecture"]["string"] == ARCH.to_str()
@@ -280,7 +280,7 @@ def test_table_of_another_space_exits_2(run_dir, tmp_path, capsys):
     meta = TableMeta.for_protocol(TimingProtocol(), batch=1, dtype="float32",
                                   space_name=other.name, space_hash=other.hash())
     path = LatencyTable(meta, {"k": TableEntry(1.0, 0.0, 1.0, 1)}).save(tmp_path / "t.csv")
-    assert export_fast(run_dir, ARCH.to_str(), tmp_path / "out", "--lut", str(path)) == 2
+    assert export_fast(run_dir, ARCH.to_str(), tmp_path / "out", "--table", str(path)) == 2
     assert "hybrid-cifar" in _one_line_error(capsys) and not (tmp_path / "out").exists()
 
 

@@ -58,7 +58,7 @@ def test_same_seed_same_weights_other_seed_other_weights(run_dir):
 def test_export_finetune_reports_before_and_after(run_dir, tmp_path):
     out = tmp_path / "exp"
     rc = main(["export", "--run", str(run_dir), "--arch", ARCH.to_str(), "--out", str(out),
-               "--formats", "pt", "--no-measure", "--no-standalone-check", "--quiet",
+               "--formats", "pt", "--no-measure", "--no-standalone-check", "--no-progress",
                "--finetune", "2", "--finetune-lr", "3e-3"])
     assert rc == 0
     card = json.loads((out / "model_card.json").read_text())
@@ -84,7 +84,7 @@ def test_export_finetune_reports_before_and_after(run_dir, tmp_path):
 )
 def test_bad_finetune_options_exit_2(run_dir, tmp_path, capsys, args, message):
     rc = main(["export", "--run", str(run_dir), "--arch", ARCH.to_str(), "--out",
-               str(tmp_path / "x"), "--formats", "pt", "--no-measure", "--quiet", *args])
+               str(tmp_path / "x"), "--formats", "pt", "--no-measure", "--no-progress", *args])
     assert rc == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

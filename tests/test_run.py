@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pandas as pd
@@ -12,13 +14,40 @@ from nas.errors import UserError
 from nas.pipeline import STAGES, Pipeline, RunPlan
 
 QUICK = ("--quick", "--finetune", "1")  # the quick preset, with the export fine-tune exercised
+STDERR: dict[str, str] = {}  # what the fixture's run wrote to stderr (not a terminal)
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    assert main(["run", *QUICK, "--out", str(out), "--no-progress"]) == 0
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):  # not a terminal: no progress bars, no --no-progress
+        assert main(["run", *QUICK, "--out", str(out)]) == 0
+    STDERR[str(out)] = err.getvalue()
     return out
+
+
+def test_log_without_a_terminal_has_lines_not_progress_bars(quick_run):
+    err = STDERR[str(quick_run)]
+    assert "\r" not in err and "it/s" not in err
+    metrics = pd.read_csv(quick_run / "supernet" / "metrics.csv")
+    assert list(metrics["epoch"]) == list(range(1, RunPlan.quick().epochs + 1))
+
+
+def test_show_runs_and_report_read_the_real_run(quick_run, capsys):
+    from nas.runs import find_runs, read_run
+
+    stages = json.loads((quick_run / "stages.json").read_text())["stages"]
+    info = read_run(quick_run)
+    chosen = stages["fit"]["chosen"]
+    assert info.complete and info.kendall_tau == stages["fit"]["cv_kendall_tau"][chosen]
+    listed = [i.path for i in find_runs(quick_run.parent, max_depth=1)]
+    assert listed.count(quick_run) == 1  # once, though pytest links "runcurrent" to it
+    assert main(["show", str(quick_run)]) == 0
+    out = capsys.readouterr().out
+    for e in stages["export"]["rounds"][-1]["exported"]:
+        assert e["arch_id"] in out
+    assert "## Warnings" in (quick_run / "report.md").read_text()
 
 
 def test_quick_run_writes_every_stage(quick_run, capsys):

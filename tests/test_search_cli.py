@@ -111,7 +111,7 @@ def test_every_algorithm_writes_every_output_and_emits_only_feasible_archs(algo,
     bound = lat_bound(inputs["lut"])
     cons = [f"latency_ms<={bound:.6f}", "memory<=64KB"]
     out = tmp_path / "run" / "search"
-    rc = search(out, "--predictor", str(inputs["ridge"]), "--lut", str(inputs["lut"]), algo=algo,
+    rc = search(out, "--predictor", str(inputs["ridge"]), "--table", str(inputs["lut"]), algo=algo,
                 constraints=cons)
     assert rc == 0, capsys.readouterr().err
     for name in ("front.csv", "evaluated.csv", "pareto.png", "search.json", "state.json"):
@@ -191,7 +191,7 @@ def test_resume_refuses_other_settings_and_a_used_out_needs_resume(inputs, tmp_p
 
 def test_infeasible_constraints_exit_2_with_the_minima_before_searching(inputs, tmp_path, capsys):
     out = tmp_path / "never"
-    rc = search(out, "--predictor", str(inputs["ridge"]), "--lut", str(inputs["lut"]),
+    rc = search(out, "--predictor", str(inputs["ridge"]), "--table", str(inputs["lut"]),
                 constraints=("flops<=50K", "memory<=1KB", "latency_ms<=0.0001"))
     assert rc == 2
     err = capsys.readouterr().err.strip()
@@ -217,7 +217,7 @@ def test_infeasible_constraints_exit_2_with_the_minima_before_searching(inputs, 
 
 def test_clear_errors_for_missing_sources_and_unsupported_combinations(inputs, tmp_path, capsys):
     assert search(tmp_path / "x", objectives=("min:latency_ms",)) == 2
-    assert "--lut" in capsys.readouterr().err
+    assert "--table" in capsys.readouterr().err
     assert search(tmp_path / "x", "--predictor", str(inputs["gbm"]), algo="mp",
                   objectives=("max:accuracy",)) == 2
     assert "additive predictor" in capsys.readouterr().err
@@ -407,7 +407,7 @@ def test_every_registered_searcher_is_choosable_from_nas_search(algo, inputs, tm
     bound = lat_bound(inputs["lut"])
     cons = [f"latency_ms<={bound:.6f}"]
     out = tmp_path / algo
-    assert search(out, "--predictor", str(inputs["ridge"]), "--lut", str(inputs["lut"]),
+    assert search(out, "--predictor", str(inputs["ridge"]), "--table", str(inputs["lut"]),
                   algo=algo, budget=30, constraints=cons) == 0
     check_front_is_valid(out, cons, inputs["lut"])
     assert json.loads((out / "search.json").read_text())["settings"]["algo"] == algo

@@ -185,7 +185,7 @@ def test_infeasible_constraints_are_reported_with_the_smallest_achievable_values
 
 
 def test_metrics_without_a_source_are_refused_with_what_is_needed():
-    with pytest.raises(UserError, match="--lut"):
+    with pytest.raises(UserError, match="--table"):
         SpaceProblem(TINY, ["min:latency_ms"])
     with pytest.raises(UserError, match="--predictor"):
         SpaceProblem(TINY, ["max:accuracy"])

@@ -462,3 +462,13 @@ def test_sweep_variants_are_distinct_and_its_best_is_the_default():
     assert len(set(settings)) == len(settings)
     default = TrainConfig(space=SPACE, data="digits", threads=1, eval_every=100)
     assert configs["bs16-lr3e-3-kd0.25-15ep"].differences(default) == {}
+
+
+
+def test_amp_is_precision_bf16():
+    """--amp is the familiar spelling of --precision bf16 (tests/test_gpu_check.py trains it)."""
+    from nas.cli import build_parser
+    from nas.cli.train_cmd import build_config
+
+    args = build_parser().parse_args(["train", "--space", "hybrid-tiny", "--out", "x", "--amp"])
+    assert build_config(args).precision == "bf16"

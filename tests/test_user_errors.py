@@ -105,7 +105,7 @@ def test_latency_validate_refuses_an_unwritable_out_before_measuring(
 
 def test_export_refuses_an_unwritable_out_before_loading_the_run(unwritable, capsys):
     out = unwritable / "model"
-    argv = ["export", "--run", "no-such-run", "--arch", "x", "--out", str(out), "--quiet"]
+    argv = ["export", "--run", "no-such-run", "--arch", "x", "--out", str(out), "--no-progress"]
     assert main(argv) == 2
     err = _one_line(capsys, "export")
     assert "cannot write in" in err and "no-such-run" not in err

@@ -14,7 +14,7 @@ Parts, in order, each in its own process with its own time limit (a share of ``-
   when its IDX files are found, else digits (hybrid-cifar, 15 epochs, batch 16, as the sandwich run
   of ``nas.benchmarks.supernet_digits``). Epoch time against the CPU's, and the inherited
   validation accuracy of the largest and smallest subnets against the CPU run's.
-- ``latency``: ``nas profile --device cuda`` tables of hybrid-cifar at batch 1 and 64 (CUDA
+- ``latency``: ``nas profile --latency-device cuda`` tables of hybrid-cifar at batch 1 and 64 (CUDA
   events, warm-up, eager launches), each validated on 100 fresh subnets beside the GPU's own
   repeatability (``nas latency validate``); the same subnets are then timed as CUDA graph
   replays, to show how much of the eager latency is kernel-launch time.
@@ -281,7 +281,7 @@ def run_latency(ctx: Context, state: PartState) -> None:
         profiled = profile_space(space, table, protocol, batch=batch, calibrate=20, seed=0,
                                  progress=False, say=lambda _: None)
         results[str(batch)] = {"entries": len(profiled.table), "profile_s": profiled.seconds,
-                               "command": f"nas profile --space {LATENCY_SPACE} --device {DEVICE} "
+                               "command": f"nas profile --space {LATENCY_SPACE} --latency-device {DEVICE} "
                                           f"--batch {batch} --rounds 3 --repeats 10 "
                                           f"--min-round-ms 5 --calibrate 20 --out {table}"}
         state.save(batches=results)

@@ -219,7 +219,7 @@ def cli_run(setup: Setup, workdir: Path, lut: Path, budget: int) -> tuple[str, d
     """``nas search`` end to end with every output, as a user runs it."""
     out = workdir / "cli"
     argv = ["nas", "search", "--space", SPACE,
-            "--predictor", str(workdir / "ridge"), "--lut", str(lut),
+            "--predictor", str(workdir / "ridge"), "--table", str(lut),
             "--objective", "max:accuracy", "--objective", "min:latency_ms",
             "--constraint", f"latency_ms<={setup.latency_bound:.4f}",
             "--budget", str(budget), "--seed", "0", "--out", str(out), "--no-progress"]

@@ -2,6 +2,10 @@
 
 Every module listed in :data:`COMMAND_MODULES` defines ``register(subparsers)``, which adds its
 sub-command and sets ``func`` (a callable taking the parsed namespace and returning an exit code).
+Building the parser imports no torch, scikit-learn or pandas (a command imports them when it
+runs), so ``nas --help`` and every ``nas COMMAND --help`` print at once; every option's help states
+its default. Flag names and their deprecated old spellings: :mod:`nas.cli.options`. Progress bars
+are drawn only when stderr is a terminal (one line per epoch or stage in a log file).
 Errors a user can fix (:class:`nas.errors.UserError`, and OSErrors of the user's paths and disks:
 permissions, read-only or full disks, missing files) are printed as one line with exit code 2,
 never a traceback.
@@ -15,13 +19,16 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from nas.cli.options import use_defaults_formatter
 from nas.errors import UserError
+from nas.progress import progress_enabled
 
 COMMAND_MODULES: tuple[str, ...] = (
     "nas.cli.spaces_cmd", "nas.cli.train_cmd", "nas.cli.export_cmd",
     "nas.cli.sample_cmd", "nas.cli.fit_cmd", "nas.cli.predictors_cmd",
     "nas.cli.profile_cmd", "nas.cli.latency_cmd",
     "nas.cli.search_cmd", "nas.cli.run_cmd",
+    "nas.cli.runs_cmd",
 )
 
 
@@ -63,12 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    use_defaults_formatter(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "no_progress", None) is False and not progress_enabled():
+        args.no_progress = True  # a log file gets one line per epoch, not bar updates
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nas.export.formats import SUPPORTED_FORMATS
+from nas.cli.options import deprecated_alias
+from nas.export.options import SUPPORTED_FORMATS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "and write it to --out in the requested formats, each reloaded and checked against "
             "the eager model (ONNX Runtime within 1e-4; TorchScript, .pt2 and ONNX also in a "
             "fresh interpreter that cannot import nas), plus MODEL_CARD.md and model_card.json "
-            "with exact FLOPs/params/memory, predicted (--lut) and measured latency on this "
+            "with exact FLOPs/params/memory, predicted (--table) and measured latency on this "
             "device, accuracies, provenance and file hashes. Nothing is left behind on error."
         ),
     )
@@ -32,11 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
     p.add_argument("--formats", default=",".join(SUPPORTED_FORMATS),
                    help=f"comma-separated subset of {','.join(SUPPORTED_FORMATS)} (default: all)")
-    p.add_argument("--lut", help="latency table (CSV or its JSON sidecar) for the predicted "
+    p.add_argument("--table", dest="lut", help="latency table (CSV or its JSON sidecar) for the predicted "
                    "latency; its timing protocol, batch and threads are also used to measure")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for the latency measurement (default: the table's, else 1)")
-    p.add_argument("--device", default=None,
+    p.add_argument("--latency-device", dest="device", default=None,
                    help="device for the latency measurement: cpu, cuda, cuda:N (default: the "
                    "table's when available here, else cpu)")
     p.add_argument("--no-measure", action="store_true", help="do not measure latency here")
@@ -53,7 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace --out when it holds an earlier 'nas export' output (a folder "
                    "with anything else, or a training run, is refused, never deleted)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--no-progress", dest="quiet", action="store_true",
+                   help="no progress lines on stderr")
+    deprecated_alias(p, "export", "--lut", "--table", dest="lut")
+    deprecated_alias(p, "export", "--device", "--latency-device", dest="device")
+    deprecated_alias(p, "export", "--quiet", "--no-progress", dest="quiet", flag=True)
     p.set_defaults(func=run)
 
 
@@ -127,4 +132,4 @@ def _pct(v: float | None) -> str:
 
 
 def _ms(v: float | None) -> str:
-    return "n/a (no --lut)" if v is None else f"{v:.3f} ms"
+    return "n/a (no --table)" if v is None else f"{v:.3f} ms"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nas.sample.fit import DEFAULT_FOLDS, FEATURES, MODELS, TARGETS, fit_predictor, parse_stats
+from nas.sample.options import DEFAULT_FOLDS, FEATURES, MODELS, TARGETS, parse_stats
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.sample.fit import fit_predictor
+
     result = fit_predictor(
         args.samples,
         target=args.target,

@@ -79,6 +79,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "at_h2_m2', JSON text, or JSON files")
     pr.set_defaults(func=run_predict)
 
+    f = sub.add_parser(
+        "fewshot",
+        help="a latency table for a new device from a few whole-network times and other "
+             "devices' tables",
+        description=(
+            "For a device that can only run whole networks: fit how its latencies relate to "
+            "the prior tables (other devices, same space) from a few measured networks, and "
+            "write a latency table of the space that every command accepts. The model: per "
+            "prior and unit kind a non-negative weight on the prior's unit costs, shrunk "
+            "towards one scale per prior, plus a per-network overhead; which priors and how "
+            "much shrinkage are chosen by cross-validation on the measurements (leave-one-out "
+            "up to 20 networks). Prints the cross-validated error; the sidecar records the "
+            "method, the priors with their SHA-256 and the measurements. Measure the networks "
+            "'nas latency suggest' lists."
+        ),
+    )
+    f.add_argument("--space", required=True, help="shipped space name or a YAML file")
+    f.add_argument("--measured", required=True,
+                   help="CSV with columns arch (architecture string) and latency_ms, one row "
+                        "per measured network")
+    f.add_argument("--prior", action="append", required=True, metavar="TABLE",
+                   help="latency table of another device of the same space (repeatable)")
+    f.add_argument("--out", required=True, help="table CSV path (its sidecar: same name, .json)")
+    f.add_argument("--latency-device", dest="device", default="cpu",
+                   help="the measured device as 'nas latency validate' would time it here "
+                        "(cpu, cuda[:N]; default cpu), or any name for a device elsewhere")
+    f.add_argument("--runtime", default="torch", choices=("torch", "onnxruntime"),
+                   help="runtime the times were measured with (torch)")
+    f.add_argument("--threads", type=int, default=1, help="threads of the measurements (1)")
+    f.add_argument("--batch", type=int, default=1, help="batch of the measurements (1)")
+    f.set_defaults(func=run_fewshot)
+
+    g = sub.add_parser(
+        "suggest",
+        help="which networks to measure on a new device for 'nas latency fewshot'",
+        description=(
+            "Pick N subnets to measure on a new device: from a seeded pool of random subnets, "
+            "farthest-point sampling over the priors' predicted latency, the share of each "
+            "block kind in it and the priors' disagreement, so the measured networks span the "
+            "latency range, the block kinds and the ways devices differ. Writes a CSV (arch, "
+            "arch_id, prior_mean_ms, and an empty latency_ms column to fill in and pass to "
+            "'nas latency fewshot --measured'); --onnx also writes each network as "
+            "<arch_id>.onnx (random weights: latency does not depend on them) to run on the "
+            "device. For trained weights export each row with 'nas export --run RUN --arch "
+            "\"<arch>\"'."
+        ),
+    )
+    g.add_argument("--space", required=True, help="shipped space name or a YAML file")
+    g.add_argument("--prior", action="append", required=True, metavar="TABLE",
+                   help="latency table of another device of the same space (repeatable)")
+    g.add_argument("--n", type=int, default=10, help="networks to measure (10)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the candidate pool (0)")
+    g.add_argument("--pool", type=int, default=2000, help="random candidates to pick from (2000)")
+    g.add_argument("--out", required=True, help="CSV path of the list")
+    g.add_argument("--onnx", default=None, metavar="DIR",
+                   help="also export the networks as ONNX files into DIR (new or empty)")
+    g.add_argument("--batch", type=int, default=1, help="batch of the ONNX inputs (1)")
+    g.set_defaults(func=run_suggest)
+
     s = sub.add_parser("show", help="metadata, calibration and size of a table")
     s.add_argument("table", help="latency table (CSV or its JSON sidecar)")
     s.add_argument("--space", default=None, help="check coverage of this space's keys")
@@ -214,6 +273,55 @@ def _parse_arch(text: str):
     if path.suffix == ".json" and path.is_file():
         return Architecture.from_json(path.read_text(encoding="utf-8"))
     return Architecture.from_str(stripped)
+
+
+def run_fewshot(args: argparse.Namespace) -> int:
+    from nas.io import check_writable
+    from nas.latency.fewshot import fit_fewshot_table, load_priors, read_measurements
+    from nas.spaces import load_space
+
+    check_writable(Path(args.out).parent)
+    space = load_space(args.space)
+    priors = load_priors(args.prior, space)
+    measured = read_measurements(args.measured, space)
+    result = fit_fewshot_table(
+        space, measured, priors, device=args.device, runtime=args.runtime,
+        threads=args.threads, batch=args.batch,
+    )
+    path = result.table.save(args.out)
+    record = result.table.meta.notes["fewshot"]
+    print(f"{path}: {len(result.table)} entries from {len(measured.archs)} measured networks "
+          f"and {len(priors)} prior table(s); model: {record['chosen']}")
+    print(f"cross-validated ({record['cv']}) RMS relative error {100 * result.cv_rms_relative:.1f}%;"
+          f" in sample: median |error| {result.in_sample['median_ape_pct']:.1f}%, "
+          f"{result.in_sample['within10_pct']:.0f}% within +/-10%")
+    if result.n_clipped:
+        print(f"note: {result.n_clipped} unit(s) transferred to <= 0 ms were stored as 1e-6 ms")
+    return 0
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nas.io import check_writable
+    from nas.latency.fewshot import load_priors, suggest_networks, write_suggestions
+    from nas.spaces import load_space
+
+    check_writable(Path(args.out).parent)
+    space = load_space(args.space)
+    priors = load_priors(args.prior, space)
+    picks = suggest_networks(space, priors, args.n, np.random.default_rng(args.seed),
+                             pool=args.pool)
+    if args.onnx is not None:
+        from nas.export.onnx_list import export_archs_onnx
+
+        export_archs_onnx(space, [a for a, _ in picks], args.onnx, batch=args.batch)
+    path = write_suggestions(args.out, picks)
+    ms = [m for _, m in picks]
+    print(f"{path}: {len(picks)} networks to measure (priors' mean prediction "
+          f"{min(ms):.3g}-{max(ms):.3g} ms); fill in latency_ms and run 'nas latency fewshot "
+          f"--measured {path}'" + (f"; ONNX files in {args.onnx}" if args.onnx else ""))
+    return 0
 
 
 def run_show(args: argparse.Namespace) -> int:

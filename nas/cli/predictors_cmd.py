@@ -8,8 +8,7 @@ from pathlib import Path
 
 from nas.errors import UserError
 from nas.io import atomic_write_text
-from nas.sample.curve import DEFAULT_SIZES, markdown_table, predictor_learning_curve, summarize
-from nas.sample.fit import FEATURES, MODELS, TARGETS, parse_stats
+from nas.sample.options import DEFAULT_SIZES, FEATURES, MODELS, TARGETS, parse_stats
 
 
 def _ints(text: str) -> list[int]:
@@ -62,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from nas.sample.curve import markdown_table, predictor_learning_curve, summarize
+
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: expected at least 1")
     curve, dropped = predictor_learning_curve(

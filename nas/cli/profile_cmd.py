@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nas.latency.space_profile import DEFAULT_CALIBRATION_K
-from nas.latency.timing import TimingProtocol
+from nas.cli.options import deprecated_alias
+from nas.latency.protocol import DEFAULT_CALIBRATION_K, TimingProtocol
 
 _DEFAULTS = TimingProtocol()
 
@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--space", required=True, help="shipped space name or a YAML file")
-    p.add_argument("--device", default="cpu",
+    deprecated_alias(p, "profile", "--device", "--latency-device", dest="device")
+    p.add_argument("--latency-device", dest="device", default="cpu",
                    help="cpu (torch eager), cuda or cuda:N (torch eager, CUDA events), or "
                         "onnxruntime (each unit exported to ONNX, run by the CPU ONNX Runtime)")
     p.add_argument("--out", required=True, help="table CSV path (its sidecar: same name, .json)")

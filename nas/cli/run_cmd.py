@@ -6,13 +6,20 @@ import argparse
 import time
 from pathlib import Path
 
+from nas.cli.options import deprecated_alias
 from nas.errors import UserError
-from nas.locks import output_lock
-from nas.pipeline import PRESETS, STAGES, Pipeline, RunPlan
-from nas.report import summary_rows
+from nas.pipeline import PRESETS, STAGES, RunPlan, read_run_config
 
 # a data spec of this kind without --preset selects the preset of the same name
 DATA_PRESETS = {"fashion-mnist": "fashion-mnist"}
+
+
+def preset_defaults(field: str) -> str:
+    """``(default: default 15, quick 10, fashion-mnist 4)``: a setting's value in each preset."""
+    values = {name: getattr(RunPlan.preset(name), field) for name in PRESETS}
+    if len(set(map(str, values.values()))) == 1:
+        return f"(default: {next(iter(values.values()))})"
+    return "(default: " + ", ".join(f"{n} {v}" for n, v in values.items()) + ")"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "of random search at the same number of measured subnets). Rerunning the same command "
         "continues where it stopped. Presets: default (hybrid-cifar on digits, ~11 min), quick "
         "(hybrid-tiny, ~1 min), fashion-mnist (hybrid-fmnist on Fashion-MNIST under 100K "
-        "parameters, exports fine-tuned 10 epochs, 95 min measured on 2 shared cores; chosen by --data fashion-mnist).",
+        "parameters, exports fine-tuned 10 epochs, 95 min measured on 2 shared cores; chosen by --data fashion-mnist). "
+        "Settings come from the preset, then --config, then the options given.",
+        epilog="Examples: nas run --quick --out results/run-quick;  nas run --config run.yaml "
+        "(keys: any setting of nas.RunPlan, e.g. space: hybrid-tiny, epochs: 5, constraints: "
+        "['flops<=2M']);  nas run --quick --constraint 'params<=20K' (or params:le:20K) "
+        "--objective max:val_acc --objective min:flops",
     )
+    p.add_argument("--config", metavar="RUN.YAML",
+                   help="YAML file of settings (RunPlan fields and preset); options given override it")
     p.add_argument("--out", help="run folder (default results/run-<date>-<time>)")
     p.add_argument(
         "--quick", action="store_true", help="a small run (hybrid-tiny, few epochs): minutes"
@@ -37,14 +51,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="settings to start from (default: "
         "'quick' with --quick, the --data kind's preset, else 'default')",
     )
-    p.add_argument("--space", help="search space (default: the preset's)")
+    p.add_argument("--space", help="search space " + preset_defaults("space"))
     p.add_argument("--data", help="data spec (default: the preset's; digits for 'default')")
-    p.add_argument("--epochs", type=int, help="supernet training epochs")
-    p.add_argument("--samples", type=int, help="subnets measured for the predictor")
-    p.add_argument("--budget", type=int, help="predictor evaluations of the search")
+    p.add_argument("--epochs", type=int, help="supernet training epochs " + preset_defaults("epochs"))
+    p.add_argument("--n-samples", dest="samples", type=int,
+                   help="how many subnets are measured for the predictor "
+                   + preset_defaults("samples"))
+    deprecated_alias(p, "run", "--samples", "--n-samples", dest="samples", type=int)
+    p.add_argument("--budget", type=int,
+                   help="predictor evaluations of the search " + preset_defaults("budget"))
     p.add_argument(
-        "--device", choices=("onnxruntime", "cpu"), help="latency runtime (default onnxruntime)"
+        "--latency-device", dest="device", choices=("onnxruntime", "cpu"),
+        help="where latency is measured: onnxruntime (CPU) or cpu (torch eager) (default "
+        "onnxruntime)",
     )
+    deprecated_alias(p, "run", "--device", "--latency-device", dest="device",
+                     choices=("onnxruntime", "cpu"))
+    p.add_argument("--objective", action="append", metavar="[max:|min:]METRIC",
+                   help="search objective, repeatable; max:val_acc must be one (default: "
+                   "max:val_acc and min:latency_ms)")
+    p.add_argument("--constraint", action="append", metavar="'METRIC<=VALUE'",
+                   help="search constraint beyond the derived latency and memory bounds, "
+                   "repeatable; quoted, or shell-safe METRIC:le:VALUE (e.g. 'flops<=2M', "
+                   "params:le:20K)")
     p.add_argument("--latency-bound", type=float, help="latency bound in ms (default: derived)")
     p.add_argument(
         "--params-bound",
@@ -58,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fine-tune each exported model "
         "EPOCHS epochs from its inherited weights (default: the preset's; 0: none)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="seed of every stage (default: the preset's, 0)")
     p.add_argument(
         "--workers",
         type=int,
@@ -68,11 +97,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--ray-address", help="run the fan-out stages on a Ray cluster (auto or host:port)"
     )
     p.add_argument("--rerun", choices=STAGES, help="redo this stage and every later one")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (off anyway when stderr is not a terminal)")
     p.set_defaults(func=run)
 
 
 def plan_from_args(args: argparse.Namespace) -> RunPlan:
+    config = read_run_config(args.config) if args.config else {}
+    if args.preset is None and "preset" in config:
+        args.preset = config["preset"]
+    config.pop("preset", None)
     overrides = {
         k: v
         for k, v in {
@@ -86,11 +120,17 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
             "params_bound": args.params_bound,
             "finetune_epochs": args.finetune,
             "workers": args.workers,
+            "seed": args.seed,
+            "ray_address": args.ray_address,
+            "objectives": tuple(args.objective) if args.objective else None,
+            "constraints": tuple(args.constraint) if args.constraint else None,
         }.items()
         if v is not None
     }
-    overrides.update(seed=args.seed, ray_address=args.ray_address)
-    return RunPlan.preset(preset_name(args), **overrides)
+    try:
+        return RunPlan.preset(preset_name(args), **{**config, **overrides})
+    except TypeError as exc:  # a config value of the wrong shape
+        raise UserError(f"--config {args.config}: {exc}") from None
 
 
 def preset_name(args: argparse.Namespace) -> str:
@@ -106,11 +146,13 @@ def preset_name(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.pipeline import run_pipeline
+    from nas.report import summary_rows
+
     plan = plan_from_args(args)
     out = Path(args.out or f"results/run-{time.strftime('%Y%m%d-%H%M%S')}")
     start = time.perf_counter()
-    with output_lock(out, folder=True, command="nas run"):
-        stages = Pipeline(plan, out, progress=not args.no_progress).run(rerun=args.rerun)
+    stages = run_pipeline(plan, out, rerun=args.rerun, progress=False if args.no_progress else None)
     rows = summary_rows(stages)
     bound = stages["export"]["bound_ms"]
     print(
@@ -125,5 +167,9 @@ def run(args: argparse.Namespace) -> int:
             f"{e['arch_id']:14} {100 * (e['val_acc'] or 0):7.2f}% {100 * (e['test_acc'] or 0):8.2f}% "
             f"{e['predicted_ms']:8.3f} {meas:>8}  {e['arch']}"
         )
+    from nas.runs import read_run, weak_run_warnings
+
+    for warning in weak_run_warnings(read_run(out)):
+        print(f"warning: {warning}")
     print(f"\nreport: {out / 'report.md'}  ({time.perf_counter() - start:.0f} s)")
     return 0

@@ -6,9 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from nas.cli.options import deprecated_alias
 from nas.errors import UserError
 from nas.sample.draw import DEFAULT_BINS, STRATEGIES
-from nas.sample.measure import EvalSettings, sample_subnets
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bins", type=int, default=DEFAULT_BINS,
                    help=f"flops strategy: number of log-FLOPs bins ({DEFAULT_BINS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the drawn list (0)")
-    p.add_argument("--lut", default=None,
+    p.add_argument("--table", dest="lut", default=None,
                    help="latency table (CSV of 'nas profile'); adds predicted latency_ms")
     p.add_argument("--workers", type=int, default=1,
                    help="parallel evaluations: local processes, or Ray CPUs with --ray-address local")
@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true",
                    help="start even when the memory estimate exceeds the memory available here")
+    deprecated_alias(p, "sample", "--lut", "--table", dest="lut")
     p.set_defaults(func=run)
 
 
@@ -78,6 +79,8 @@ def check_sampling_memory(args: argparse.Namespace) -> None:
 
 
 def _run_locked(args: argparse.Namespace) -> int:
+    from nas.sample.measure import EvalSettings, sample_subnets
+
     check_sampling_memory(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = EvalSettings(

@@ -7,6 +7,8 @@ import logging
 import shlex
 import sys
 
+from nas.cli.options import deprecated_alias
+
 # Read from the searcher registry, whose registering modules are light: building the parser does
 # not import the search engine (pandas, scipy, optuna).
 from nas.search.algorithms.optuna_samplers import SAMPLERS
@@ -26,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Search a space for architectures that optimise the objectives under the "
             "constraints. Accuracy comes from a predictor (--predictor, from 'nas fit') or is "
             "measured with a trained supernet on the validation split (--run without "
-            "--predictor); latency from a table (--lut, from 'nas profile'); FLOPs, MACs, params "
+            "--predictor); latency from a table (--table, from 'nas profile'); FLOPs, MACs, params "
             "and memory are exact. Constraints no architecture can meet are reported before "
             "searching with the smallest achievable value of each constrained quantity (exit "
             "code 2). Every emitted architecture is re-checked against every constraint. Writes "
@@ -36,17 +38,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=(
             "metrics: accuracy (percent) and val_acc (fraction), latency_ms, flops, macs, "
             "params, memory (peak activation bytes), param_memory (weight bytes). "
-            "Examples: --objective max:accuracy --objective min:latency_ms --constraint "
-            "latency_ms<=5 --constraint memory<=512KB --constraint flops<=60M"
+            "Quote constraints with '<' or '>' (the shell reads them as redirects), or use the "
+            "shell-safe form METRIC:le:VALUE. Example: nas search --space hybrid-tiny --table "
+            "latency.csv --predictor predictor --objective max:accuracy --objective "
+            "min:latency_ms --constraint 'latency_ms<=5' --constraint memory:le:512KB "
+            "--constraint 'flops<=60M' --out search"
         ),
     )
     p.add_argument("--space", required=True, help="shipped space name or a YAML file")
     p.add_argument("--out", required=True, help="output folder, e.g. results/<run>/search/")
     p.add_argument("--objective", action="append", required=True, metavar="[max:|min:]METRIC",
                    help="objective; repeat for a Pareto front (e.g. max:accuracy, min:latency_ms)")
-    p.add_argument("--constraint", action="append", default=[], metavar="METRIC<=VALUE[UNIT]",
-                   help="constraint; repeatable (latency_ms<=5, flops<=60M, memory<=512KB, "
-                        "params<=1.5M)")
+    p.add_argument("--constraint", action="append", default=[], metavar="'METRIC<=VALUE[UNIT]'",
+                   help="constraint, quoted, or shell-safe METRIC:le:VALUE / METRIC:ge:VALUE; "
+                        "repeatable ('latency_ms<=5', flops:le:60M, 'memory<=512KB', "
+                        "params:le:1.5M)")
     p.add_argument("--algo", choices=searcher_names(), default="evolution", metavar="ALGO",
                    help=_algo_help())
     p.add_argument("--budget", type=int, default=1000,
@@ -57,7 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="continue the search in --out (same settings; --budget may grow)")
     src = p.add_argument_group("what the metrics come from")
     src.add_argument("--predictor", default=None, help="accuracy predictor folder ('nas fit')")
-    src.add_argument("--lut", default=None, help="latency table CSV ('nas profile')")
+    src.add_argument("--table", dest="lut", default=None,
+                     help="latency table CSV ('nas profile')")
+    deprecated_alias(p, "search", "--lut", "--table", dest="lut")
     src.add_argument("--run", default=None,
                      help="trained supernet run ('nas train'): accuracy is measured on the "
                           "validation split when no --predictor is given")

@@ -112,6 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     for name, kw in _OPTIONS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, **kw)
+    p.add_argument("--amp", dest="precision", action="store_const", const="bf16", default=None,
+                   help="mixed precision: the same as --precision bf16")
     p.set_defaults(func=run)
 
 

@@ -1,15 +1,19 @@
 """Export a standalone model to files that load without this package, verify them, describe them."""
 
-from nas.export.formats import SUPPORTED_FORMATS, ExportError, export_model, parse_formats
-from nas.export.model_card import write_model_card
-from nas.export.verify import StandaloneCheckError, verify_standalone
+from __future__ import annotations
 
-__all__ = [
-    "SUPPORTED_FORMATS",
-    "ExportError",
-    "StandaloneCheckError",
-    "export_model",
-    "parse_formats",
-    "verify_standalone",
-    "write_model_card",
-]
+from nas.lazy import lazy_exports
+
+# public name -> the module that defines it (imported on first access: see nas.lazy)
+_EXPORTS: dict[str, str] = {
+    "SUPPORTED_FORMATS": "nas.export.formats",
+    "ExportError": "nas.export.formats",
+    "StandaloneCheckError": "nas.export.verify",
+    "export_model": "nas.export.formats",
+    "parse_formats": "nas.export.formats",
+    "verify_standalone": "nas.export.verify",
+    "write_model_card": "nas.export.model_card",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -46,7 +46,8 @@ from nas.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_onnx, ort_session
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_FORMATS: tuple[str, ...] = ("pt", "torchscript", "onnx")
+from nas.export.options import SUPPORTED_FORMATS  # noqa: E402 - its home is the light module
+
 ONNX_EXPORTERS: tuple[str, ...] = ("auto", "dynamo", "legacy")
 MANIFEST_NAME = "manifest.json"
 # Opset 20 has a native Gelu, which ONNX Runtime runs as one kernel; at 18 the torch.export-based
@@ -100,6 +101,7 @@ def export_model(
     onnx_exporter: str = "auto",
     dynamic_batch: bool = True,
     standalone_check: bool = True,
+    onnx_metadata: dict[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write ``model`` in ``formats`` to ``out_dir``, verify every file, return ``{kind: path}``.
 
@@ -111,6 +113,9 @@ def export_model(
     ``example_input`` is one float tensor with a leading batch dimension. With
     ``standalone_check`` the TorchScript, ``.pt2`` and ONNX files are also loaded and run in a
     fresh interpreter that cannot import this package (:func:`nas.export.verify.verify_standalone`).
+    ``onnx_metadata``: key/value strings stored in the ONNX file's ``metadata_props`` (what a
+    reader needs without this package: preprocessing, class names, architecture); the ONNX batch
+    axis is named ``batch``.
     Raises :class:`ExportError` if an export fails or a file differs from eager by more than
     ``atol``; ``out_dir`` is then left untouched. Write one model per folder: ``manifest.json``
     lists only the files of the latest export.
@@ -136,6 +141,7 @@ def export_model(
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=out))
     try:
         ctx = _Ctx(net, x, x_trace, x_more, expected, expected_more, atol, dynamic_batch)
+        ctx.onnx_metadata = dict(onnx_metadata or {})
         files: dict[str, Path] = {}
         record: dict[str, Any] = {"formats": list(fmts), "checks": {}, "notes": []}
         if "pt" in fmts:
@@ -177,6 +183,7 @@ class _Ctx:
         # The verified torch.export program of format "pt", reused by the dynamo ONNX exporter.
         self.program: torch.export.ExportedProgram | None = None
         self.program_dynamic = False
+        self.onnx_metadata: dict[str, str] = {}
 
     def compare(self, kind: str, run: Callable[[torch.Tensor], torch.Tensor],
                 check_more: bool) -> dict[str, Any]:
@@ -307,6 +314,10 @@ def _onnx_attempt(ctx: _Ctx, path: Path, opset: int, kind: str,
     dynamic = _onnx_export_once(ctx, path, opset, kind)
     info: dict[str, Any] = {"exporter": kind, "dynamic_batch": dynamic}
     model_proto = onnx.load(str(path))
+    if dynamic:
+        name_batch_axis(model_proto)
+    set_onnx_metadata(model_proto, ctx.onnx_metadata)
+    onnx.save(model_proto, str(path))
     try:
         onnx.checker.check_model(model_proto, full_check=True)
     except Exception as exc:
@@ -324,6 +335,28 @@ def _onnx_attempt(ctx: _Ctx, path: Path, opset: int, kind: str,
     record["checks"]["onnx"] = ctx.compare(f"onnx ({kind} exporter, ONNX Runtime)", run,
                                            check_more=dynamic)
     return info
+
+
+def name_batch_axis(model_proto: Any, name: str = "batch") -> None:
+    """Call the symbolic first dimension of the graph's inputs ``name`` (the exporter writes
+    ``s0``, ``s77``, ...), everywhere that symbol appears."""
+    graph = model_proto.graph
+    symbols = {v.type.tensor_type.shape.dim[0].dim_param for v in graph.input
+               if v.type.tensor_type.shape.dim and v.type.tensor_type.shape.dim[0].dim_param}
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in symbols:
+                dim.dim_param = name
+
+
+def set_onnx_metadata(model_proto: Any, metadata: dict[str, str]) -> None:
+    """Replace the ``metadata_props`` entries named in ``metadata`` (strings)."""
+    keep = [p for p in model_proto.metadata_props if p.key not in metadata]
+    del model_proto.metadata_props[:]
+    for prop in keep:
+        model_proto.metadata_props.add(key=prop.key, value=prop.value)
+    for key, value in metadata.items():
+        model_proto.metadata_props.add(key=str(key), value=str(value))
 
 
 def _onnx_export_once(ctx: _Ctx, path: Path, opset: int, kind: str) -> bool:

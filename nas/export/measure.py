@@ -53,7 +53,7 @@ def predict_latency(table: LatencyTable, space: SearchSpace, arch: Architecture,
     try:
         return float(table.predict_from_keys([arch_keys(space, arch)], extra_features=extra)[0])
     except UserError as exc:
-        raise UserError(f"--lut: {exc}") from None
+        raise UserError(f"--table: {exc}") from None
 
 
 def timing_protocol(table: LatencyTable | None, threads: int | None,
@@ -95,7 +95,7 @@ def timing_protocol(table: LatencyTable | None, threads: int | None,
     try:
         return TimingProtocol(**settings), batch, notes
     except (TypeError, UserError) as exc:
-        raise IncompatibleFileError(f"--lut: its timing protocol is not usable here: {exc}") from None
+        raise IncompatibleFileError(f"--table: its timing protocol is not usable here: {exc}") from None
 
 
 def measure_runtimes(model: nn.Module, x: torch.Tensor, onnx_path: Path | None,

@@ -47,7 +47,14 @@ from nas.errors import UserError
 from nas.export.formats import SUPPORTED_FORMATS, export_model, parse_formats
 from nas.export.measure import load_table, measure_runtimes, predict_latency, timing_protocol
 from nas.export.resolve import resolve_architecture
-from nas.export.run_card import CARD_JSON, CARD_MD, RUNTIMES, ExportFacts, write_export_card
+from nas.export.run_card import (
+    CARD_JSON,
+    CARD_MD,
+    RUNTIMES,
+    ExportFacts,
+    onnx_metadata,
+    write_export_card,
+)
 from nas.io import check_writable
 from nas.latency import LatencyTable, Measurement
 from nas.onnx_graph import DEFAULT_OPSET
@@ -179,7 +186,9 @@ def export_architecture(
         say(f"exporting {', '.join(fmts)} with checks"
             + (" (and a fresh-interpreter check)" if standalone_check else ""))
         files = export_model(model, example, staging, formats=fmts, name=name, atol=atol,
-                             standalone_check=standalone_check, **onnx_settings(table))
+                             standalone_check=standalone_check,
+                             onnx_metadata=onnx_metadata(splits, space, arch_v),
+                             **onnx_settings(table))
         manifest = json.loads(files["manifest"].read_text())
         measured: dict[str, Measurement] = {}
         reasons: dict[str, str] = {}

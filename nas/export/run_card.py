@@ -143,7 +143,7 @@ def _card_input(c: ExportFacts, name: str) -> dict[str, Any]:
     m = c.measured.get(primary)
     not_measured: dict[str, str] = {}
     if c.table is None:
-        not_measured["latency.predicted_ms"] = "no latency table given; pass one with --lut"
+        not_measured["latency.predicted_ms"] = "no latency table given; pass one with --table"
     if m is None:
         not_measured["latency.measured_ms"] = c.reasons.get(
             primary, f"{primary} latency was not measured")
@@ -231,23 +231,48 @@ def _details(c: ExportFacts) -> dict[str, Any]:
             "not_measured": {rt: c.reasons[rt] for rt in RUNTIMES
                              if rt not in c.measured and rt in c.reasons},
         },
-        "preprocessing": {
-            "resolution": c.arch.resolution,
-            "in_channels": c.space.in_channels,
-            "native_size": list(c.splits.image_size),
-            "data_channels": c.splits.in_channels,
-            "mean": list(c.splits.mean),
-            "std": list(c.splits.std),
-            "class_names": list(c.splits.class_names),
-            "how": "pixels scaled to [0, 1], then (x - mean) / std per channel; bilinear resize "
-                   "to resolution x resolution (antialiased when shrinking); 1-channel data "
-                   "repeated to in_channels",
-        },
+        "preprocessing": preprocessing(c.splits, c.space, c.arch),
         "export_checks": {"checks": c.manifest.get("checks"),
                           "standalone": c.manifest.get("standalone"),
                           "tolerance_max_abs": c.manifest.get("tolerance_max_abs")},
         "versions": versions_here,
     }
+
+
+def preprocessing(splits: DatasetSplits, space: SearchSpace, arch: Architecture) -> dict[str, Any]:
+    """What a model's input must be: size, channel order, mean/std, class names (the card's
+    ``details.preprocessing`` and, as strings, the ONNX file's metadata)."""
+    gray = splits.in_channels == 1
+    order = ("gray" if space.in_channels == 1 else f"gray repeated to {space.in_channels} channels"
+             ) if gray else "RGB"
+    return {
+        "resolution": arch.resolution,
+        "in_channels": space.in_channels,
+        "input_shape": ["batch", space.in_channels, arch.resolution, arch.resolution],
+        "channel_order": order,
+        "layout": "NCHW",
+        "native_size": list(splits.image_size),
+        "data_channels": splits.in_channels,
+        "mean": list(splits.mean),
+        "std": list(splits.std),
+        "class_names": list(splits.class_names),
+        "how": "pixels scaled to [0, 1], then (x - mean) / std per channel; bilinear resize "
+               "to resolution x resolution (antialiased when shrinking); 1-channel data "
+               "repeated to in_channels",
+    }
+
+
+def onnx_metadata(splits: DatasetSplits, space: SearchSpace, arch: Architecture) -> dict[str, str]:
+    """``metadata_props`` of an exported ONNX file: the preprocessing (JSON values), the
+    architecture (string, ID, JSON) and the space, readable with ``onnx.load(path).metadata_props``
+    or ``onnxruntime.InferenceSession(path).get_modelmeta().custom_metadata_map``."""
+    from nas import __version__
+
+    pre = preprocessing(splits, space, arch)
+    out = {k: v if isinstance(v, str) else json.dumps(v) for k, v in pre.items()}
+    out.update({"arch": arch.to_str(), "arch_id": arch.arch_id(), "arch_json": arch.to_json(),
+                "search_space": f"{space.name} ({space.hash()})", "exported_by": f"nas {__version__}"})
+    return out
 
 
 def write_export_card(out_dir: Path, c: ExportFacts, name: str) -> dict[str, Any]:
@@ -298,7 +323,9 @@ def _details_markdown(data: dict[str, Any]) -> str:
         lines += ["", f"Predicted by the latency table: {lat['predicted_ms']:.3f} ms."]
     lines += ["", "## Input preprocessing", "",
               f"Input: float32 `[B, {pre['in_channels']}, {pre['resolution']}, "
-              f"{pre['resolution']}]`. {pre['how'][0].upper()}{pre['how'][1:]}.",
+              f"{pre['resolution']}]` (batch axis named `batch` in the ONNX file), channel order "
+              f"{pre['channel_order']}. {pre['how'][0].upper()}{pre['how'][1:]}. The ONNX file "
+              "carries the same in its metadata_props, with the architecture string and ID.",
               f"Mean {_floats(pre['mean'])}, std {_floats(pre['std'])}; native size "
               f"{pre['native_size']}, {pre['data_channels']} data channel(s); classes "
               f"{', '.join(pre['class_names'])}."]

@@ -1,31 +1,26 @@
 """Per-device latency: timing protocol, lookup tables, calibration, learned additive model."""
 
-from nas.latency.additive import AdditiveLatencyModel
-from nas.latency.calibration import Calibration, fit_calibration
-from nas.latency.profiling import fill_missing
-from nas.latency.table import LatencyTable, MissingKeysError, TableEntry, TableMeta
-from nas.latency.timing import (
-    Measurement,
-    TimingItem,
-    TimingProtocol,
-    measure_latency,
-    measure_many,
-    protocol_description,
-)
+from __future__ import annotations
 
-__all__ = [
-    "AdditiveLatencyModel",
-    "Calibration",
-    "LatencyTable",
-    "Measurement",
-    "MissingKeysError",
-    "TableEntry",
-    "TableMeta",
-    "TimingItem",
-    "TimingProtocol",
-    "fill_missing",
-    "fit_calibration",
-    "measure_latency",
-    "measure_many",
-    "protocol_description",
-]
+from nas.lazy import lazy_exports
+
+# public name -> the module that defines it (imported on first access: see nas.lazy)
+_EXPORTS: dict[str, str] = {
+    "AdditiveLatencyModel": "nas.latency.additive",
+    "Calibration": "nas.latency.calibration",
+    "LatencyTable": "nas.latency.table",
+    "Measurement": "nas.latency.timing",
+    "MissingKeysError": "nas.latency.table",
+    "TableEntry": "nas.latency.table",
+    "TableMeta": "nas.latency.table",
+    "TimingItem": "nas.latency.timing",
+    "TimingProtocol": "nas.latency.timing",
+    "fill_missing": "nas.latency.profiling",
+    "fit_calibration": "nas.latency.calibration",
+    "measure_latency": "nas.latency.timing",
+    "measure_many": "nas.latency.timing",
+    "protocol_description": "nas.latency.timing",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -5,10 +5,10 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-import torch
-
-from nas.devices import parse_device
 from nas.errors import UserError
+
+# torch (and nas.devices) are imported where they are used: nas.latency.protocol reads
+# check_runtime, and 'nas profile --help' must not import torch
 
 RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
 
@@ -31,6 +31,10 @@ def cpu_model_name() -> str:
 
 def processor_name(device: str) -> str:
     """The processor that runs ``device``: the GPU name for CUDA, the CPU model otherwise."""
+    import torch
+
+    from nas.devices import parse_device
+
     dev = parse_device(device)
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
@@ -39,6 +43,8 @@ def processor_name(device: str) -> str:
 
 def runtime_versions(runtime: str) -> dict[str, str]:
     """Versions that change timings: torch (and CUDA), onnxruntime when used."""
+    import torch
+
     check_runtime(runtime)
     versions = {"torch": torch.__version__}
     if torch.version.cuda:

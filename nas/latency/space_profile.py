@@ -39,6 +39,7 @@ from nas.devices import parse_device
 from nas.errors import UserError
 from nas.latency.calibration import Calibration
 from nas.latency.profiling import fill_missing
+from nas.latency.protocol import DEFAULT_CALIBRATION_K
 from nas.latency.space_units import (
     arch_features,
     build_network,
@@ -53,7 +54,6 @@ from nas.units import arch_keys
 
 CALIBRATION_STREAM = 0xCA1B  # seed streams: default_rng([seed, stream])
 VALIDATION_STREAM = 0x7A1D
-DEFAULT_CALIBRATION_K = 20
 TIE_TOLERANCE = 0.02  # calibration models within 2% of the best LOO error count as tied
 DTYPE = "float32"
 Say = Callable[[str], None]

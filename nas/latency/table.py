@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import IncompatibleFileError, UserError
-from nas.io import atomic_write, atomic_write_json, atomic_write_text
+from nas.io import atomic_write, atomic_write_json, atomic_write_text, read_csv_rows
 from nas.latency.calibration import Calibration
 from nas.latency.environment import processor_name, runtime_versions
 from nas.latency.timing import Measurement, TimingProtocol
@@ -529,14 +529,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _read_csv(path: Path) -> dict[str, TableEntry]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's save starts with a BOM
-    except UnicodeDecodeError:
-        raise IncompatibleFileError(f"{path}: not a text CSV file") from None
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:
-        raise IncompatibleFileError(f"{path}: not a valid CSV ({exc})") from None
+    rows = read_csv_rows(path, IncompatibleFileError)  # a spreadsheet's BOM is removed
     if not rows or tuple(c.strip() for c in rows[0]) != TABLE_COLUMNS:
         found = rows[0] if rows else []
         raise IncompatibleFileError(

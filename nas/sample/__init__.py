@@ -6,25 +6,23 @@
   resumable, over local processes or Ray.
 """
 
-from nas.sample.draw import STRATEGIES, draw_architectures
-from nas.sample.measure import (
-    EvalSettings,
-    SampleResult,
-    SubnetEvaluator,
-    arch_seed,
-    sample_subnets,
-)
-from nas.sample.store import COLUMNS, SampleRows, read_samples
+from __future__ import annotations
 
-__all__ = [
-    "COLUMNS",
-    "STRATEGIES",
-    "EvalSettings",
-    "SampleResult",
-    "SampleRows",
-    "SubnetEvaluator",
-    "arch_seed",
-    "draw_architectures",
-    "read_samples",
-    "sample_subnets",
-]
+from nas.lazy import lazy_exports
+
+# public name -> the module that defines it (imported on first access: see nas.lazy)
+_EXPORTS: dict[str, str] = {
+    "COLUMNS": "nas.sample.store",
+    "STRATEGIES": "nas.sample.draw",
+    "EvalSettings": "nas.sample.measure",
+    "SampleResult": "nas.sample.measure",
+    "SampleRows": "nas.sample.store",
+    "SubnetEvaluator": "nas.sample.measure",
+    "arch_seed": "nas.sample.measure",
+    "draw_architectures": "nas.sample.draw",
+    "read_samples": "nas.sample.store",
+    "sample_subnets": "nas.sample.measure",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

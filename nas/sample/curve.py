@@ -10,8 +10,7 @@ import pandas as pd
 
 from nas.errors import UserError
 from nas.sample.fit import load_training_data, make_encoder, make_estimator
-
-DEFAULT_SIZES: tuple[int, ...] = (10, 20, 50, 100, 200, 500)
+from nas.sample.options import DEFAULT_SIZES
 
 
 def usable_sizes(sizes: Sequence[int], n_rows: int, test: int) -> tuple[list[int], list[int]]:

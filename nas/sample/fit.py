@@ -23,13 +23,15 @@ from sklearn.model_selection import KFold
 
 from nas.arch import Architecture
 from nas.errors import UserError
+from nas.sample.options import (  # noqa: F401 - their home is the light options module
+    DEFAULT_FOLDS,
+    FEATURES,
+    MODELS,
+    TARGETS,
+    parse_stats,
+)
 from nas.sample.store import read_samples, space_of
 from nas.spaces import SearchSpace
-
-MODELS: tuple[str, ...] = ("ridge", "gbm", "mlp", "ensemble")
-FEATURES: tuple[str, ...] = ("onehot", "ordinal")
-TARGETS: tuple[str, ...] = ("val_acc", "val_loss", "latency_ms")
-DEFAULT_FOLDS = 5
 
 
 def make_estimator(model: str, seed: int = 0) -> BaseEstimator:
@@ -64,11 +66,6 @@ def make_encoder(space: SearchSpace, features: str = "onehot", stats: tuple[str,
     raise UserError(f"features {features!r}: expected one of {', '.join(FEATURES)}")
 
 
-def parse_stats(text: str | None) -> tuple[str, ...]:
-    """``"macs,params"`` -> ("macs", "params"); empty or None -> ()."""
-    return tuple(s.strip() for s in (text or "").split(",") if s.strip())
-
-
 @dataclass(frozen=True)
 class TrainingData:
     """Architectures and one target column of a samples file, with its space and sidecar."""
@@ -92,7 +89,7 @@ def load_training_data(samples: str | os.PathLike, target: str = "val_acc") -> T
     y = np.asarray(table.column(target), dtype=np.float64)
     keep = np.isfinite(y)
     if not keep.any():
-        hint = " (give 'nas sample' a --lut)" if target == "latency_ms" else ""
+        hint = " (give 'nas sample' a --table)" if target == "latency_ms" else ""
         raise UserError(f"{samples}: no row has a value for {target!r}{hint}")
     archs = [a for a, k in zip(table.architectures(), keep) if k]
     dropped = int((~keep).sum())

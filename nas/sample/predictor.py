@@ -36,6 +36,15 @@ class ArchPredictor:
     def target(self) -> str:
         return str(self.card.get("target", "val_acc"))
 
+    def __repr__(self) -> str:
+        tau = self.card.get("cv", {}).get("kendall_tau", {}).get("mean")
+        model = self.card.get("model", {}).get("name", type(self.estimator).__name__)
+        return (
+            f"ArchPredictor(target={self.target!r}, model={model!r}, "
+            f"encoder={self.card.get('encoder', {}).get('kind')!r}, space={self.space.name!r}"
+            + (f", cv_kendall_tau={tau:.3f})" if isinstance(tau, int | float) else ")")
+        )
+
     @property
     def is_additive(self) -> bool:
         """Ridge on one-hot features without statistics: a sum of per-choice coefficients."""

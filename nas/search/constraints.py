@@ -72,6 +72,10 @@ METRIC_HELP = (
     "latency_ms, latency, lat_ms_<device> (milliseconds), accuracy, acc, *_acc, *_accuracy (percent)"
 )
 
+# the shell-safe form METRIC:le:VALUE / METRIC:ge:VALUE (no '<' for a shell to read as a redirect)
+_WORD_OPS = {"le": "<=", "ge": ">="}
+_WORD_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(le|ge)\s*:\s*(.*)$", re.I)
+
 _CONSTRAINT_RE = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op><=|>=|=<|=>|<|>|==|=)\s*"
     r"(?P<value>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>[A-Za-zµ%]*)\s*$"
@@ -155,10 +159,14 @@ def parse_constraint(text: str) -> Constraint:
     """Parse ``"flops<=60M"`` and the like; a bad string raises :class:`~nas.errors.UserError`."""
     if not isinstance(text, str):
         raise UserError(f"a constraint must be a string like 'latency_ms<=5', got {text!r}")
+    words = _WORD_CONSTRAINT_RE.match(text)
+    if words is not None:
+        text = f"{words.group(1)}{_WORD_OPS[words.group(2).lower()]}{words.group(3)}"
     match = _CONSTRAINT_RE.match(text)
     if match is None:
         raise UserError(
-            f"cannot parse constraint {text!r}; expected METRIC<=VALUE[UNIT] or METRIC>=VALUE[UNIT], "
+            f"cannot parse constraint {text!r}; expected METRIC<=VALUE[UNIT] or METRIC>=VALUE[UNIT] "
+            "(or, shell-safe, METRIC:le:VALUE[UNIT] / METRIC:ge:VALUE[UNIT]), "
             f"e.g. 'latency_ms<=5', 'flops<=60M', 'params<=1.5M', 'memory<=512KB', 'accuracy>=70'; "
             f"metrics: {METRIC_HELP}"
         )

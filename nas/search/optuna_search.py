@@ -1,13 +1,18 @@
 """Optuna samplers (TPE, NSGA-II, or any ``BaseSampler``) behind the :class:`Searcher` interface.
 
-Each genome gene is a categorical parameter ``g<i>``. Constraints go to Optuna with
+The sampler works on a study in memory (``working_storage``, default a fresh one), where each
+genome gene is a categorical parameter ``g<i>``. Constraints go to Optuna with
 ``trial.set_constraint(name, value)`` (Optuna 5; the deprecated ``constraints_func`` is not used),
-so Optuna's constrained TPE and NSGA-II see them. Any Optuna storage works (``storage`` is a URL such
-as ``sqlite:///study.db`` or a storage object), so a study can be watched with Optuna's own tools.
-
-A sampler may suggest a genome that was already evaluated: that trial is told the stored values at
-once and costs no query. After ``max_duplicates`` duplicates in a row a random new genome is
+so Optuna's constrained TPE and NSGA-II see them. A sampler may suggest a genome that was already
+evaluated: that trial is told the stored values at once and costs no query (the budget counts
+distinct architectures). After ``max_duplicates`` duplicates in a row a random new genome is
 enqueued instead, so the search always moves on.
+
+``storage`` (a URL such as ``sqlite:///study.db`` or any Optuna storage object) receives the
+study a user opens with Optuna's tools: one trial per distinct architecture, parameters named by
+meaning, the architecture and its exact costs as user attributes
+(:mod:`nas.search.optuna_publish`). The sampler never reads from it, so a database storage costs
+only its batched writes.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class OptunaSearch(Searcher):
         sampler: str | optuna.samplers.BaseSampler = "tpe",
         storage: str | optuna.storages.BaseStorage | None = None,
         study_name: str | None = None,
+        working_storage: optuna.storages.BaseStorage | None = None,
         population_size: int = 20,
         multivariate: bool = True,
         max_duplicates: int = 100,
@@ -67,12 +73,18 @@ class OptunaSearch(Searcher):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study = optuna.create_study(
-                storage=storage,
+                storage=working_storage if working_storage is not None
+                else optuna.storages.InMemoryStorage(),
                 sampler=sampler,
                 study_name=study_name,
                 directions=list(problem.directions),
-                load_if_exists=study_name is not None,
+                load_if_exists=working_storage is not None and study_name is not None,
             )
+        self.publisher = None
+        if storage is not None:
+            from nas.search.optuna_publish import StudyPublisher
+
+            self.publisher = StudyPublisher(storage, self.study.study_name, problem)
         self._choices = [list(range(int(c))) for c in problem.cardinalities]
         self._trials: dict[object, list[optuna.trial.Trial]] = {}
         self.duplicates = 0  # trials answered from the history (no query spent)
@@ -116,24 +128,38 @@ class OptunaSearch(Searcher):
             return genes
 
     def _observe(self, genes: np.ndarray, evaluation: Evaluation) -> None:
-        for key in self.history.keys(genes):
+        for row, key in zip(genes, self.history.keys(genes)):
             index = self.history.index_of(key)
             for trial in self._trials.pop(key, []):
                 self._tell_trial(trial, index)
+            if self.publisher is not None:
+                ev = self.history.evaluation
+                self.publisher.add(row, ev.objectives[index], ev.constraints[index],
+                                   {k: v[index] for k, v in ev.metrics.items()})
+
+    def flush(self) -> None:
+        """Write the buffered trials to the user's storage."""
+        if self.publisher is not None:
+            self.publisher.flush()
 
     def state_dict(self) -> dict[str, Any]:
         if self._trials or len(self._queue):
             raise RuntimeError("cannot save an Optuna search with trials in flight; tell them first")
+        self.flush()
         return super().state_dict()
+
+    def result(self) -> Any:
+        self.flush()
+        return super().result()
 
     def _extra_state(self) -> dict[str, Any]:
         return {"study_name": self.study.study_name, "duplicates": self.duplicates}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
-        if self.storage is None:
+        if len(self.study.trials) == 0 and len(self.history):
             raise IncompatibleFileError(
-                "an Optuna search resumes from its Optuna storage; pass the same storage URL "
-                "(e.g. sqlite:///study.db) and study_name as the interrupted run"
+                "an Optuna search resumes from the snapshot of its study in the state file "
+                "(nas.search.optuna_resume.replay_study into working_storage); none was given"
             )
         if state.get("study_name") != self.study.study_name:
             raise IncompatibleFileError(

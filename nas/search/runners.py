@@ -71,16 +71,19 @@ def run_ask_tell(run: SearchRun) -> SearchResult:
     is_study = "storage" in job.spec.options  # an Optuna study: storage, name, sampler RNG
     in_memory = False
     if is_study:
-        storage = job.storage
-        if storage is None:  # in memory: resumed by replaying the snapshot in the state file
-            import optuna
+        # the sampler's study is in memory, resumed by replaying the snapshot in the state file;
+        # a user's storage receives one trial per distinct architecture (optuna_publish)
+        import optuna
 
-            storage, in_memory = optuna.storages.InMemoryStorage(), True
-            if state is not None and "optuna_study" in state:
-                replay_study(storage, state["optuna_study"])
-        elif state is None:
-            _refuse_existing_study(storage, run.study_name)
-        options.update(storage=storage, study_name=run.study_name)
+        from nas.search.optuna_publish import open_storage
+
+        working, in_memory = optuna.storages.InMemoryStorage(), True
+        if state is not None and "optuna_study" in state:
+            replay_study(working, state["optuna_study"])
+        published = None if job.storage is None else open_storage(job.storage)  # opened once
+        if published is not None and state is None:
+            _refuse_existing_study(published, run.study_name)
+        options.update(storage=published, study_name=run.study_name, working_storage=working)
     searcher = make_searcher(job.algo, problem, seed=job.seed, **options)
     searcher.feasibility = run.report
     if job.validate_every is not None:

@@ -297,7 +297,7 @@ class SpaceProblem(MetricProblem):
             if name in available:
                 continue
             if name in LATENCY_METRICS:
-                raise UserError(f"metric {name!r} needs a latency table (--lut, written by "
+                raise UserError(f"metric {name!r} needs a latency table (--table, written by "
                                 "'nas profile')")
             if name in ACCURACY_METRICS:
                 raise UserError(f"metric {name!r} needs a predictor (--predictor, from 'nas fit') "

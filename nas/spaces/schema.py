@@ -214,6 +214,16 @@ class SearchSpace:
 
         return ops.space_hash(self)
 
+    def __repr__(self) -> str:  # short; the whole definition is nas.train.rundir.space_to_dict
+        stages = " ".join(f"{s.name}[{'/'.join(s.kinds)}]" for s in self.stages)
+        res = list(self.resolutions)
+        resolutions = str(res) if len(res) <= 6 else f"[{res[0]}..{res[-1]}] ({len(res)})"
+        return (
+            f"SearchSpace({self.name!r}, in_channels={self.in_channels}, "
+            f"classes={self.num_classes}, resolutions={resolutions}, "
+            f"stages: {stages}, hash={self.hash()})"
+        )
+
 
 def conv_out(size: int, stride: int) -> int:
     """Output size of a 'same'-padded conv with odd kernel: ceil(size / stride)."""

@@ -97,6 +97,14 @@ class Supernet(nn.Module):
         h = space.head
         self.head = ElasticHead(max_in, h.width, h.hidden, space.num_classes, h.act, h.dropout)
 
+    def __repr__(self) -> str:  # short; print(supernet.modules) lists every module
+        params = sum(p.numel() for p in self.parameters())
+        return (
+            f"Supernet(space={self.space.name!r}, hash={self.space_hash}, "
+            f"stages={len(self.stages)}, slots={sum(len(s) for s in self.stages)}, "
+            f"params={params:,})"
+        )
+
     def _check(self, x: torch.Tensor, arch: Architecture) -> None:
         self.space.validate(arch)
         if x.dim() != 4 or x.shape[1] != self.space.in_channels:

@@ -10,42 +10,36 @@ Typical use by later stages::
     model = recalibrated_subnet(run.supernet, arch, run.splits.train)   # for export
 """
 
-from nas.train.bn import (
-    DEFAULT_RECAL_BATCH_SIZE,
-    DEFAULT_RECAL_BATCHES,
-    calibration_inputs,
-    recalibrate_bn,
-    recalibrate_supernet_bn,
-)
-from nas.train.checkpoint import load_checkpoint, save_checkpoint
-from nas.train.config import SCHEDULES, TrainConfig
-from nas.train.evaluate import evaluate_model, evaluate_subnet, recalibrated_subnet
-from nas.train.loop import TrainingDiverged, TrainResult, train
-from nas.train.rundir import RunPaths, TrainedRun, load_splits, load_supernet, read_config
-from nas.train.schedules import PHASES, restricted_space, step_archs
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_RECAL_BATCHES",
-    "DEFAULT_RECAL_BATCH_SIZE",
-    "PHASES",
-    "SCHEDULES",
-    "RunPaths",
-    "TrainConfig",
-    "TrainResult",
-    "TrainedRun",
-    "TrainingDiverged",
-    "calibration_inputs",
-    "evaluate_model",
-    "evaluate_subnet",
-    "load_checkpoint",
-    "load_splits",
-    "load_supernet",
-    "read_config",
-    "recalibrate_bn",
-    "recalibrate_supernet_bn",
-    "recalibrated_subnet",
-    "restricted_space",
-    "save_checkpoint",
-    "step_archs",
-    "train",
-]
+from nas.lazy import lazy_exports
+
+# public name -> the module that defines it (imported on first access: see nas.lazy)
+_EXPORTS: dict[str, str] = {
+    "DEFAULT_RECAL_BATCHES": "nas.train.bn",
+    "DEFAULT_RECAL_BATCH_SIZE": "nas.train.bn",
+    "PHASES": "nas.train.schedules",
+    "SCHEDULES": "nas.train.config",
+    "RunPaths": "nas.train.rundir",
+    "TrainConfig": "nas.train.config",
+    "TrainResult": "nas.train.loop",
+    "TrainedRun": "nas.train.rundir",
+    "TrainingDiverged": "nas.train.loop",
+    "calibration_inputs": "nas.train.bn",
+    "evaluate_model": "nas.train.evaluate",
+    "evaluate_subnet": "nas.train.evaluate",
+    "load_checkpoint": "nas.train.checkpoint",
+    "load_splits": "nas.train.rundir",
+    "load_supernet": "nas.train.rundir",
+    "read_config": "nas.train.rundir",
+    "recalibrate_bn": "nas.train.bn",
+    "recalibrate_supernet_bn": "nas.train.bn",
+    "recalibrated_subnet": "nas.train.evaluate",
+    "restricted_space": "nas.train.schedules",
+    "save_checkpoint": "nas.train.checkpoint",
+    "step_archs": "nas.train.schedules",
+    "train": "nas.train.loop",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

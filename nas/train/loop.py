@@ -43,7 +43,7 @@ from nas.io import atomic_write_json
 from nas.spaces import SearchSpace, load_space
 from nas.supernet import Supernet
 from nas.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from nas.train.config import TrainConfig
+from nas.train.config import EXECUTION_FIELDS, TrainConfig
 from nas.train.distill import student_loss, supervised_loss
 from nas.train.evaluate import evaluate_subnet
 from nas.train.init import zero_init_residual_branches
@@ -151,8 +151,18 @@ def _fixed_arch(config: TrainConfig, space: SearchSpace) -> Architecture | None:
 
 
 def _check_resume(state: dict, config: TrainConfig, fingerprint: str, path: Path) -> None:
+    """The checkpoint continues with ``config``: same settings, except where it runs (device,
+    threads) and ``epochs``, which may be raised (the run then trains on to the new total)."""
+    if state.get("registered"):
+        raise UserError(f"{path}: a supernet trained in your own loop (nas.register_run) has no "
+                        "optimizer state to resume; train on in your loop and register again")
     saved = TrainConfig.from_dict(state.get("config", {}), where=f"{path} (config)")
-    diff = saved.differences(config)
+    if config.epochs < saved.epochs:
+        raise IncompatibleFileError(
+            f"{path}: --epochs {config.epochs} is below the run's {saved.epochs}; a resumed run "
+            "may raise its epochs, not lower them"
+        )
+    diff = saved.differences(config, ignore=EXECUTION_FIELDS | {"epochs"})
     if diff:
         lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
         raise IncompatibleFileError(
@@ -281,6 +291,7 @@ def _run(
     )
     history: list[dict] = []
     start = 0
+    extended = False
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -289,7 +300,15 @@ def _run(
         start = int(state["epoch"])
         history = [dict(r) for r in state.get("history", [])]
         run.log(f"resumed from {paths.checkpoint} after epoch {start} of {config.epochs}")
-    if state is None or not paths.config.exists():
+        saved_epochs = int(state.get("config", {}).get("epochs", config.epochs))
+        extended = config.epochs != saved_epochs
+        if extended:  # the cosine is stretched over the new total, from the step reached
+            for schedule in run.scheduler.lr_lambdas:
+                schedule.total = config.epochs * len(run.loader)
+            run.log(f"epochs raised from {saved_epochs} to {config.epochs}: the cosine learning "
+                    "rate now ends at the new total (it rises from where the shorter schedule "
+                    "had decayed to)")
+    if state is None or not paths.config.exists() or extended:
         write_config(paths, run_record(config, space, splits, threads=torch.get_num_threads()))
         write_space(paths.space, space)
         run.log(
