@@ -438,7 +438,7 @@ def test_top_k_picks_different_choices_with_reasons(inputs, tmp_path, capsys):
     from nas.search.picks import MIN_GAP, pick_choices
 
     out = tmp_path / "search"
-    rc = search(out, "--predictor", str(inputs["ridge"]), "--lut", str(inputs["lut"]),
+    rc = search(out, "--predictor", str(inputs["ridge"]), "--table", str(inputs["lut"]),
                 "--top", "3")
     assert rc == 0, capsys.readouterr().err
     front = pd.read_csv(out / "front.csv")
