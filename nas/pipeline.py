@@ -539,7 +539,8 @@ class Pipeline:
                     standalone_check=k < p.standalone_checks,
                     finetune=True,
                 )
-                final["exported"][k] = {**tuned, "predicted_acc": entry["predicted_acc"]}
+                final["exported"][k] = {**tuned, "predicted_acc": entry["predicted_acc"],
+                                        "why": entry["why"]}
         return {
             "bound_ms": bound,
             "rounds": rounds,
