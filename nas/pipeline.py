@@ -451,16 +451,26 @@ class Pipeline:
         outcome = self._search(0, bounds)
         return {"bounds": bounds, "search_bounds": bounds, "round": 0, "front": len(outcome.front)}
 
-    def _best(self, round_: int, k: int) -> list[dict[str, Any]]:
+    def _picks(self, round_: int, k: int, kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """K different choices along the round's front (:func:`nas.search.picks.pick_choices`),
+        earlier rounds' exports that met the bound (``kept``) competing with the new front; each
+        row gains ``why``, the one-line reason it was picked."""
         import pandas as pd
 
-        front = pd.read_csv(self.paths.search(round_) / "front.csv")
-        front = front.sort_values("val_acc", ascending=False).head(k)
-        return front.to_dict("records")
+        from nas.search.picks import pick_choices
+
+        front = pd.read_csv(self.paths.search(round_) / "front.csv").to_dict("records")
+        ids = {row["arch_id"] for row in front}
+        rows = front + [e["front_row"] for e in kept if e["arch_id"] not in ids]
+        picks = pick_choices([r["val_acc"] for r in rows], [r["latency_ms"] for r in rows], k)
+        return [{**rows[p.index], "why": p.reason} for p in picks]
 
     def _stage_export(self) -> dict[str, Any]:
-        """Export the front's best ``top``, re-measure them; tighten and search again if a measured
-        latency breaks the bound (at most ``max_rounds`` rounds in all)."""
+        """Export K different choices along the front (most accurate, fastest near it, knee),
+        re-measure them; if a measured latency breaks the bound, name the mispredicted units
+        (ONNX Runtime's profiler inside the exported file), tighten the search bound only by what
+        the worst violator needs and search again (at most ``max_rounds`` rounds in all). Exports
+        that met the bound stay candidates in later rounds and are not exported again."""
         from nas.arch import Architecture
 
         p = self.plan
@@ -468,42 +478,62 @@ class Pipeline:
         bound = float(info["bounds"]["latency_ms"])
         search_bounds = dict(info["search_bounds"])
         rounds: list[dict[str, Any]] = []
+        done: dict[str, dict[str, Any]] = {}  # arch_id -> its export entry (any round)
         round_ = 0
         while True:
-            picked = self._best(round_, p.top)
+            kept = [e for e in done.values()
+                    if e["measured_ms"] is not None and e["measured_ms"] <= bound]
+            picked = self._picks(round_, p.top, kept)
             exported = []
             for k, row in enumerate(picked):
                 arch = Architecture.from_json(row["arch_json"])
-                out = self.paths.export / f"round{round_}" / arch.arch_id()
-                entry = self._export(
-                    arch, out, standalone_check=k < p.standalone_checks, finetune=False
-                )
-                entry["predicted_acc"] = float(row["val_acc"])
+                if arch.arch_id() in done:  # met the bound in an earlier round: not redone
+                    entry = {**done[arch.arch_id()], "why": row["why"]}
+                else:
+                    out = self.paths.export / f"round{round_}" / arch.arch_id()
+                    entry = self._export(
+                        arch, out, standalone_check=k < p.standalone_checks, finetune=False
+                    )
+                    entry["predicted_acc"] = float(row["val_acc"])
+                    entry["front_row"] = {key: row[key] for key in
+                                          ("arch_id", "arch_json", "val_acc", "latency_ms")}
+                    entry["why"] = row["why"]
+                    done[arch.arch_id()] = entry
                 exported.append(entry)
+            violators = [e for e in exported
+                         if e["measured_ms"] is not None and e["measured_ms"] > bound]
             worst = max(
                 (e["measured_ms"] / bound for e in exported if e["measured_ms"] is not None),
                 default=0.0,
             )
-            rounds.append(
-                {
-                    "round": round_,
-                    "search_bound_ms": search_bounds["latency_ms"],
-                    "worst_ratio": worst,
-                    "exported": exported,
-                }
-            )
+            record: dict[str, Any] = {
+                "round": round_,
+                "search_bound_ms": search_bounds["latency_ms"],
+                "worst_ratio": worst,
+                "exported": exported,
+            }
+            rounds.append(record)
             self.say(
                 f"  round {round_}: search bound {search_bounds['latency_ms']:.3f} ms, worst measured/bound "
                 f"{worst:.3f}"
             )
-            if worst <= 1.0 or round_ + 1 >= p.max_rounds:
+            if not violators:
+                break
+            record["mispredicted"] = {e["arch_id"]: self._mispredicted_units(e) for e in violators}
+            for arch_id, text in record["mispredicted"].items():
+                self.say(f"  {arch_id}: {text}")
+            if round_ + 1 >= p.max_rounds:
                 break
             round_ += 1
+            # only as far as the worst violator needs: its measured latency scaled to the bound
             search_bounds = {**search_bounds, "latency_ms": search_bounds["latency_ms"] / worst}
             self.say(
                 f"  measured latency broke the bound: searching again under {search_bounds['latency_ms']:.3f} ms"
             )
             self._search(round_, search_bounds)
+        for r in rounds:
+            for e in r["exported"]:
+                e.pop("front_row", None)
         if self._finetune_config() is not None:  # latency is settled: fine-tune the last round's
             final = rounds[-1]
             self.say(
@@ -518,13 +548,40 @@ class Pipeline:
                     standalone_check=k < p.standalone_checks,
                     finetune=True,
                 )
-                final["exported"][k] = {**tuned, "predicted_acc": entry["predicted_acc"]}
+                final["exported"][k] = {**tuned, "predicted_acc": entry["predicted_acc"],
+                                        "why": entry["why"]}
         return {
             "bound_ms": bound,
             "rounds": rounds,
             "within_bound": rounds[-1]["worst_ratio"] <= 1.0,
             "random_search": self._random_baseline(info["bounds"]),
         }
+
+    def _mispredicted_units(self, entry: dict[str, Any]) -> str:
+        """The units whose kernel time inside the exported ONNX file (ONNX Runtime's profiler)
+        exceeds the table's entry most, as one line; why not, where that cannot be measured."""
+        from nas.arch import Architecture
+        from nas.latency.onnx_units import describe_units, mispredicted_units, unit_times_in_file
+        from nas.latency.space_profile import call_overhead_of
+        from nas.latency.table import LatencyTable
+
+        folder = self.paths.root / entry["folder"]
+        onnx = folder / "model.onnx"
+        if not onnx.exists():
+            return "no .onnx file was exported: units not profiled"
+        table = LatencyTable.load(self.paths.table, expected_space_hash=self.space.hash())
+        x = np.load(folder / "model.example.npz")["input"]
+        try:
+            times = unit_times_in_file(self.space, Architecture.from_str(entry["arch"]), onnx,
+                                       table, x, threads=self.plan.threads,
+                                       call_overhead_ms=call_overhead_of(table) or 0.0)
+        except Exception as exc:  # a diagnosis; the round goes on without it
+            return f"units not profiled: {type(exc).__name__}: {exc}"
+        worst = mispredicted_units(times)
+        if not worst:
+            return ("no unit runs more than 10% over its table entry inside the file: the "
+                    "difference is between units (calibration), not in one of them")
+        return "mispredicted units: " + describe_units(worst)
 
     def _finetune_config(self) -> Any:
         from nas.train.finetune import FinetuneConfig

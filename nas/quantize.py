@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from nas.arch import Architecture
+from nas.onnx_graph import ort_session
 from nas.precision import FP32, INT8
 from nas.units import arch_unit_precisions
 
@@ -53,9 +54,9 @@ def is_mixed(arch: Architecture) -> bool:
 
 def export_fp32_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike) -> Path:
     """``model`` (eval mode) as float ONNX with a dynamic batch and scoped node names."""
-    from nas.export.formats import _quiet_onnx_exporter
+    from nas.onnx_graph import quiet_exporter
 
-    with _quiet_onnx_exporter(), torch.no_grad():
+    with quiet_exporter(), torch.no_grad():
         torch.onnx.export(
             model.eval(), (example,), str(path), dynamo=False, opset_version=OPSET,
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
@@ -173,17 +174,6 @@ def evaluate_policy(model: nn.Module, space: SearchSpace, arch: Architecture, tr
         session = ort_session(path, threads=threads)
     return split_accuracy(session, split, resolution=arch.resolution,
                           in_channels=space.in_channels, batch_size=batch_size)
-
-
-def ort_session(path: str | os.PathLike, threads: int = 1) -> Any:
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads (all graph optimisations)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def split_accuracy(session: Any, split: Split, *, resolution: int, in_channels: int,

@@ -31,8 +31,8 @@ def exported_table(rows: list[dict[str, Any]], bound_ms: float) -> list[str]:
     inherited = " | inherited val / test" if tuned else ""
     lines = [
         "| arch id | FLOPs | params | peak memory | predicted acc | val acc | test acc (reported only) "
-        f"{inherited}| predicted ms | measured ms | within bound |",
-        "|---|---|---|---|---|---|---|" + ("---|" if tuned else "") + "---|---|---|",
+        f"{inherited}| predicted ms | measured ms | measured / predicted | within bound |",
+        "|---|---|---|---|---|---|---|" + ("---|" if tuned else "") + "---|---|---|---|",
     ]
     for e in rows:
         ok = (
@@ -48,9 +48,16 @@ def exported_table(rows: list[dict[str, Any]], bound_ms: float) -> list[str]:
                 if tuned
                 else ""
             )
-            + f"| {_ms(e['predicted_ms'])} | {_ms(e['measured_ms'])} | {ok} |"
+            + f"| {_ms(e['predicted_ms'])} | {_ms(e['measured_ms'])} | {_ratio(e)} | {ok} |"
         )
-    return lines
+    why = [f"- `{e['arch_id']}`: {e['why']}" for e in rows if e.get("why")]
+    return [*lines, *(["", "Why each was picked:", "", *why] if why else [])]
+
+
+def _ratio(e: dict[str, Any]) -> str:
+    if e.get("measured_ms") is None or not e.get("predicted_ms"):
+        return "-"
+    return f"{e['measured_ms'] / e['predicted_ms']:.3f}"
 
 
 def random_search_section(baseline: dict[str, Any] | None, bound_ms: float) -> list[str]:
@@ -155,11 +162,15 @@ def write_report(root: Path, plan: Any, stages: dict[str, Any]) -> Path:
                 lines.append(
                     f"\nA measured latency broke the bound (worst measured/bound {r['worst_ratio']:.3f})"
                     + (
-                        "; the search bound was tightened by that ratio and the search run again."
+                        "; the search bound was tightened by that ratio (the least that brings "
+                        "the worst violator's measured latency to the bound) and the search run "
+                        "again; the exports that met the bound stay candidates."
                         if r is not export["rounds"][-1]
                         else "; no rounds left."
                     )
                 )
+                for arch_id, text in (r.get("mispredicted") or {}).items():
+                    lines.append(f"- `{arch_id}` (ONNX Runtime profiler inside the file): {text}")
         if any(e.get("finetune_epochs") for e in export["rounds"][-1]["exported"]):
             lines.append(
                 f"\nThe last round's models were fine-tuned {plan.finetune_epochs} epoch(s) from "

@@ -160,6 +160,8 @@ def test_card_latency_predicted_from_the_table_and_measured_with_its_protocol(
     assert details["protocol"]["threads"] == 1 and details["protocol"]["batch"] == 1
     assert card["latency"]["measured_ms"] == details["measured"]["torch"]["estimate_ms"]
     assert card["not_measured"] == {}
+    ratio = card["latency"]["measured_ms"] / card["latency"]["predicted_ms"]
+    assert f"| measured / predicted | {ratio:.3f} " in (full_export / "MODEL_CARD.md").read_text()
 
 
 def test_card_lists_the_hashes_of_the_files_on_disk(full_export, run_dir):

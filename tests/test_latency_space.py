@@ -324,3 +324,24 @@ def test_calibration_never_extrapolates_below_zero_at_the_extremes() -> None:
     assert "per-layer" in record["rejected_nonpositive"]
     assert record["chosen"] not in record["rejected_nonpositive"]
     assert predict_latency(table, TINY, [smallest, TINY.largest()]).min() > 0
+
+
+def test_measured_call_overhead_is_taken_out_of_every_unit_not_fitted() -> None:
+    """A network pays the runtime's call overhead once, each unit timed alone once: with the
+    overhead measured, the net- candidates recover the true scale from sum(unit - o) + o with
+    one coefficient (a fitted per-layer term needs two), stored in lut_sum / n_units."""
+    overhead = 0.02
+    table, keys, _, extra = _synthetic({}, 1.1, 0.0)
+    n_units = np.array([len(k) for k in keys], dtype=float)
+    # the table's entries hold compute + overhead; the network pays compute + one overhead
+    lut_sum = table.lut_sums(keys)
+    y = 1.1 * (lut_sum - overhead * n_units) + overhead
+    cal, record = fit_space_calibration(table, keys, y, extra, call_overhead_ms=overhead)
+    assert record["call_overhead_ms"] == overhead and record["chosen"] == "net-scale"
+    assert "net-per-layer" not in record["loo_rms_relative_error"]
+    assert set(cal.features) >= {"lut_sum", "n_units"}
+    coef = dict(zip(cal.features, cal.coef))
+    assert coef["lut_sum"] == pytest.approx(1.1, rel=1e-6)
+    assert coef["n_units"] == pytest.approx(-1.1 * overhead, rel=1e-5)
+    features = {**table.calibration_features(keys), **extra}
+    np.testing.assert_allclose(cal.predict(features), y, rtol=1e-6)

@@ -77,6 +77,12 @@ def test_quick_run_writes_every_stage(quick_run, capsys):
         assert (out / e["folder"] / "model.onnx").exists()
         assert (out / e["folder"] / "model_card.json").exists()
         assert e["measured_ms"] is not None and e["predicted_ms"] is not None
+        assert f"- `{e['arch_id']}`: {e['why']}" in report  # why it was picked, one line
+    assert exported[0]["why"].startswith("most accurate")
+    assert "Why each was picked:" in report and "| measured / predicted |" in report
+    for r in stages["export"]["rounds"]:  # a round that broke the bound names its units
+        if r["worst_ratio"] > 1.0:
+            assert set(r["mispredicted"]) and all(r["mispredicted"].values())
     bound = stages["search"]["bounds"]["latency_ms"]
     if stages["export"]["within_bound"]:
         assert all(e["measured_ms"] <= bound for e in exported)

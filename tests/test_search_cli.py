@@ -428,3 +428,34 @@ def test_search_job_validates_before_loading_anything():
     with pytest.raises(UserError, match="cannot refine --algo optuna"):
         SearchJob("s", ("max:accuracy",), algo="optuna", validate_every=5, predictor="p",
                   run_dir="r")
+
+
+def test_top_k_picks_different_choices_with_reasons(inputs, tmp_path, capsys):
+    """--top 3: picks.csv holds front members, the most accurate first, each with its reason,
+    none within 3% latency of another unless the front had nothing else."""
+    from itertools import pairwise
+
+    from nas.search.picks import MIN_GAP, pick_choices
+
+    out = tmp_path / "search"
+    rc = search(out, "--predictor", str(inputs["ridge"]), "--table", str(inputs["lut"]),
+                "--top", "3")
+    assert rc == 0, capsys.readouterr().err
+    front = pd.read_csv(out / "front.csv")
+    picks = pd.read_csv(out / "picks.csv")
+    assert len(picks) == min(3, len(front)) and set(picks["arch_id"]) <= set(front["arch_id"])
+    assert picks["accuracy"].iloc[0] == front["accuracy"].max()
+    expected = pick_choices(front["accuracy"] / 100, front["latency_ms"], 3)
+    assert list(picks["arch_id"]) == [front["arch_id"].iloc[p.index] for p in expected]
+    assert list(picks["why"]) == [p.reason for p in expected]
+    lat = sorted(picks["latency_ms"])
+    spread_ok = all(b / a - 1 >= MIN_GAP for a, b in pairwise(lat))
+    assert spread_ok or "nothing else" in set(picks["role"])
+    assert "pick(s) worth exporting" in capsys.readouterr().out
+
+
+def test_top_without_an_accuracy_latency_front_exits_2(inputs, tmp_path, capsys):
+    rc = search(tmp_path / "s", "--predictor", str(inputs["ridge"]), "--top", "2",
+                objectives=("max:accuracy", "min:flops"))
+    assert rc == 2
+    assert "--top picks along an accuracy/latency front" in capsys.readouterr().err

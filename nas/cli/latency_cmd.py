@@ -39,6 +39,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--out", default=None,
                    help="report path (default results/benchmarks/latency_<device>_<runtime>.md); "
                         "the PNG and CSV go beside it")
+    v.add_argument("--exported", default=None, metavar="DIR",
+                   help="instead of fresh random subnets, time the files 'nas export' wrote "
+                        "under DIR (every folder with manifest.json and model_card.json) twice "
+                        "against the table's prediction of their architectures: the .onnx with "
+                        "ONNX Runtime, the TorchScript and .pt2 files and the eager module with "
+                        "torch (default: the runtimes of the table); report at --out (default "
+                        "DIR/latency_validation.md)")
+    v.add_argument("--runtimes", default=None,
+                   help="with --exported: comma-separated runtimes to time, of onnxruntime, "
+                        "eager, torchscript, pt2 (default: onnxruntime for an ONNX Runtime "
+                        "table, eager,torchscript,pt2 for a torch table)")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.set_defaults(func=run_validate)
 
@@ -143,7 +154,33 @@ def _validate_command(args: argparse.Namespace, out: object) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def run_validate_exported(args: argparse.Namespace) -> int:
+    from nas.io import check_writable
+    from nas.latency.validate_exported import summary_lines, validate_exported, write_report
+    from nas.spaces import load_space
+
+    out = Path(args.out) if args.out is not None else Path(args.exported) / "latency_validation.md"
+    check_writable(out.parent)
+    space = load_space(args.space)
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()] if args.runtimes else None
+    result = validate_exported(
+        space, args.table, args.exported, runtimes=runtimes, seed=args.seed,
+        say=lambda text: print(f"nas latency validate: {text}", file=sys.stderr, flush=True),
+    )
+    parts = ["nas", "latency", "validate", "--space", args.space, "--table", args.table,
+             "--exported", args.exported, "--seed", str(args.seed), "--out", str(out)]
+    if args.runtimes:
+        parts += ["--runtimes", args.runtimes]
+    md = write_report(result, out, " ".join(shlex.quote(p) for p in parts))
+    for line in summary_lines(result):
+        print(line)
+    print(f"report: {md}")
+    return 0
+
+
 def run_validate(args: argparse.Namespace) -> int:
+    if args.exported is not None:
+        return run_validate_exported(args)
     from nas.io import check_writable
     from nas.latency.validate import (
         REPORT_DIR,

@@ -99,12 +99,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="candidates measured per round (5)")
     ref.add_argument("--samples", default=None,
                      help="the predictor's training samples CSV (default: the path in its card)")
+    p.add_argument("--top", type=int, default=None, metavar="K",
+                   help="pick K models worth exporting from the front (needs an accuracy and a "
+                        "latency_ms objective): the most accurate, the fastest within 1 accuracy "
+                        "point of it, the knee, then K spread in latency; never two within 3%% "
+                        "latency unless the front has nothing else. Writes picks.csv with the "
+                        "reason for each")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
+def _pick_metrics(objectives: list[str], top: int | None) -> tuple[str, str] | None:
+    """The accuracy and latency metric ``--top`` picks by; a clear error before searching."""
+    if top is None:
+        return None
+    from nas.errors import UserError
+
+    if top < 1:
+        raise UserError(f"--top {top}: expected >= 1")
+    names = [o.split(":", 1)[-1].strip() for o in objectives]
+    acc = next((n for n in names if n in ("val_acc", "accuracy")), None)
+    if acc is None or "latency_ms" not in names:
+        raise UserError("--top picks along an accuracy/latency front: give --objective "
+                        "max:val_acc (or max:accuracy) and --objective min:latency_ms")
+    return acc, "latency_ms"
+
+
+def _write_picks(outcome, metrics: tuple[str, str], top: int, out: str) -> None:
+    import csv
+    import io
+    from pathlib import Path
+
+    from nas.io import atomic_write_text
+    from nas.search.picks import pick_choices
+
+    acc_name, lat_name = metrics
+    scale = 100.0 if acc_name == "accuracy" else 1.0  # percent -> fraction
+    front = outcome.front
+    picks = pick_choices([m.metrics[acc_name] / scale for m in front],
+                         [m.metrics[lat_name] for m in front], top)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["rank", "arch_id", "role", acc_name, lat_name, "why", "arch"])
+    print(f"{len(picks)} pick(s) worth exporting (picks.csv):")
+    for rank, p in enumerate(picks, 1):
+        m = front[p.index]
+        writer.writerow([rank, m.arch_id, p.role, m.metrics[acc_name], m.metrics[lat_name],
+                         p.reason, m.arch.to_str()])
+        print(f"  {m.arch_id}  {p.reason}")
+    atomic_write_text(Path(out) / "picks.csv", buf.getvalue())
+
+
 def run(args: argparse.Namespace) -> int:
     from nas.search.space_search import SearchJob, run_job
+
+    pick_metrics = _pick_metrics(list(args.objective), args.top)
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
@@ -156,5 +205,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {m.arch_id}  {values}  {m.arch.to_str()}")
     if len(outcome.front) > 10:
         print(f"  ... {len(outcome.front) - 10} more in front.csv")
-    print(f"wrote {args.out} (front.csv, evaluated.csv, pareto.png, front/, search.json)")
+    if pick_metrics is not None and outcome.front:
+        _write_picks(outcome, pick_metrics, args.top, args.out)
+    print(f"wrote {args.out} (front.csv, evaluated.csv, pareto.png, front/, search.json"
+          + (", picks.csv" if pick_metrics is not None and outcome.front else "") + ")")
     return 0

@@ -22,7 +22,6 @@ file, shapes, versions, exporters, the differences measured) is written last.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import logging
@@ -32,7 +31,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from torch import nn
 
 from nas.errors import UserError
 from nas.io import atomic_write_json, disk_full_as_os_error
+from nas.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_onnx, ort_session
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,10 @@ from nas.export.options import SUPPORTED_FORMATS  # noqa: E402 - its home is the
 
 ONNX_EXPORTERS: tuple[str, ...] = ("auto", "dynamo", "legacy")
 MANIFEST_NAME = "manifest.json"
-MIN_OPSET = 17
 # Opset 20 has a native Gelu, which ONNX Runtime runs as one kernel; at 18 the torch.export-based
 # exporter writes it as Div/Erf/Add/Mul, which ONNX Runtime 1.31 does not fuse back: a searched
 # hybrid-cifar subnet ran 0.190 ms at opset 18 and 0.177 ms at 20 (1 thread, batch 1).
-DEFAULT_OPSET = 20
+# DEFAULT_OPSET and MIN_OPSET live in nas.onnx_graph, the export path latency tables share.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -362,58 +361,17 @@ def set_onnx_metadata(model_proto: Any, metadata: dict[str, str]) -> None:
 
 
 def _onnx_export_once(ctx: _Ctx, path: Path, opset: int, kind: str) -> bool:
-    """One ONNX export attempt with the given exporter; return whether the batch is dynamic."""
-    common = {"input_names": ["input"], "output_names": ["output"], "opset_version": opset}
-    with _quiet_onnx_exporter():
-        if kind == "dynamo":
-            if ctx.program is not None:  # reuse the verified torch.export program
-                torch.onnx.export(ctx.program, (), str(path), dynamo=True, external_data=False,
-                                  verbose=False, **common)
-                return ctx.program_dynamic
-            dynamic = ctx.dynamic_batch
-            shapes = ({0: torch.export.Dim("batch", min=1, max=1 << 16)},) if dynamic else None
-            try:
-                torch.onnx.export(ctx.net, (ctx.x_trace,), str(path), dynamo=True,
-                                  external_data=False, verbose=False, dynamic_shapes=shapes,
-                                  **common)
-            except Exception:
-                if not dynamic:
-                    raise
-                torch.onnx.export(ctx.net, (ctx.x,), str(path), dynamo=True,
-                                  external_data=False, verbose=False, **common)
-                dynamic = False
-            return dynamic
-        axes = {"input": {0: "batch"}, "output": {0: "batch"}} if ctx.dynamic_batch else None
-        torch.onnx.export(ctx.net, (ctx.x_trace,), str(path), dynamo=False, dynamic_axes=axes,
-                          **common)
-        return ctx.dynamic_batch
+    """One ONNX export attempt with :func:`nas.onnx_graph.export_onnx` (the path latency tables
+    are profiled through); return whether the batch is dynamic."""
+    if kind == "dynamo" and ctx.program is not None:  # reuse the verified torch.export program
+        return export_onnx(ctx.program, ctx.x, path, opset=opset,
+                           program_dynamic=ctx.program_dynamic).dynamic_batch
+    return export_onnx(ctx.net, ctx.x, path, opset=opset, exporter=kind,
+                       dynamic_batch=ctx.dynamic_batch).dynamic_batch
 
 
 def _ort_session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-@contextlib.contextmanager
-def _quiet_onnx_exporter() -> Iterator[None]:
-    """Silence the exporter's progress lines and its 'torchvision is not installed' warnings."""
-    names = ("torch.onnx", "torch.onnx._internal.exporter._registration")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), \
-                warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+    return ort_session(path, threads=1)
 
 
 def _write_example(path: Path, x: torch.Tensor, y: torch.Tensor) -> None:

@@ -26,6 +26,7 @@ from nas.costs import Costs
 from nas.devices import parse_device
 from nas.errors import IncompatibleFileError, UserError
 from nas.latency import LatencyTable, Measurement, TimingItem, TimingProtocol, measure_many
+from nas.onnx_graph import ort_session
 from nas.spaces import SearchSpace
 from nas.units import arch_keys
 
@@ -139,21 +140,11 @@ def _quiet() -> Iterator[None]:
 
 def ort_call(path: Path, x: torch.Tensor, protocol: TimingProtocol) -> Callable[..., Any]:
     """A callable running the ONNX file on ``x`` with the timing protocol's session settings."""
-    import onnxruntime as ort
-
-    device = parse_device(protocol.device)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(protocol.threads)
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if device.type == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise UserError("onnxruntime on CUDA needs the onnxruntime-gpu package")
-        providers: list[Any] = [("CUDAExecutionProvider", {"device_id": device.index or 0})]
-    else:
-        providers = ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    parse_device(protocol.device)
+    try:
+        session = ort_session(path, int(protocol.threads), protocol.device)
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from None
     feeds = {session.get_inputs()[0].name: x.detach().cpu().numpy()}
     session.run(None, feeds)
     return lambda *_: session.run(None, feeds)

@@ -134,6 +134,9 @@ def render_markdown(data: Mapping[str, Any]) -> str:
     if lat["measured_ms"] is not None and lat["measured_std_ms"] is not None:
         measured = f"{_ms(lat['measured_ms'])} ± {_ms(lat['measured_std_ms'])}"
     lines += [f"| predicted | {predicted} |", f"| measured | {measured} |"]
+    if lat["predicted_ms"] and lat["measured_ms"] is not None:
+        ratio = lat["measured_ms"] / lat["predicted_ms"]
+        lines += [f"| measured / predicted | {ratio:.3f} ({100 * (ratio - 1):+.1f}%) |"]
     lines += [f"| device | {lat['device'] or 'not given'} |"]
     lines += [f"| protocol | {lat['protocol'] or 'not given'} |"]
     lines += ["", "## Accuracy", ""]

@@ -58,6 +58,7 @@ from nas.export.run_card import (
 )
 from nas.io import check_writable
 from nas.latency import LatencyTable, Measurement
+from nas.onnx_graph import DEFAULT_OPSET
 from nas.precision import FP32
 from nas.quantize import is_mixed
 from nas.spaces import SearchSpace
@@ -195,7 +196,8 @@ def export_architecture(
             + (" (and a fresh-interpreter check)" if standalone_check else ""))
         files = export_model(model, example, staging, formats=fmts, name=name, atol=atol,
                              standalone_check=standalone_check,
-                             onnx_metadata=onnx_metadata(splits, space, arch_v))
+                             onnx_metadata=onnx_metadata(splits, space, arch_v),
+                             **onnx_settings(table))
         manifest = json.loads(files["manifest"].read_text())
         measured: dict[str, Measurement] = {}
         reasons: dict[str, str] = {}
@@ -233,6 +235,16 @@ def export_architecture(
     say(f"wrote {out}")
     return ExportResult(out, arch_v, arch_v.arch_id(), resolved.source, final, exact, accuracy,
                         predicted, measured, card, tuned)
+
+
+def onnx_settings(table: LatencyTable | None) -> dict[str, Any]:
+    """The opset and exporter the table's units were profiled with (the same export path, so the
+    exported graph is the predicted one); the defaults without a table."""
+    proto = table.meta.protocol if table is not None else {}
+    out: dict[str, Any] = {"opset": int(proto.get("onnx_opset", DEFAULT_OPSET))}
+    if "onnx_exporter" in proto:
+        out["onnx_exporter"] = str(proto["onnx_exporter"])
+    return out
 
 
 # ----- checks -----

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from nas.errors import UserError
 from nas.latency.environment import check_runtime
+from nas.onnx_graph import DEFAULT_EXPORTER, DEFAULT_OPSET, EXPORTERS, MIN_OPSET
 
 Runtime = Literal["torch", "onnxruntime"]
 CLOCKS: tuple[str, ...] = ("wall", "thread")
@@ -27,9 +28,11 @@ class TimingProtocol:
     rounds: int = 5
     min_time_per_round: float = 0.05
     min_time_per_read: float = 2e-4
-    onnx_opset: int = 17
+    onnx_opset: int = DEFAULT_OPSET
     clock: str = "wall"
     cuda_graph: bool = False
+    onnx_exporter: str = DEFAULT_EXPORTER
+    onnx_dynamic_batch: bool = True
 
     def __post_init__(self) -> None:
         check_runtime(self.runtime)
@@ -38,6 +41,11 @@ class TimingProtocol:
                 "timing protocol: cuda_graph (CUDA graph replay) needs runtime 'torch' on a CUDA "
                 f"device, got {self.runtime!r} on {self.device!r}"
             )
+        if self.onnx_exporter not in EXPORTERS:
+            raise UserError(f"timing protocol: ONNX exporter {self.onnx_exporter!r} not understood; "
+                            f"expected one of {EXPORTERS}")
+        if int(self.onnx_opset) < MIN_OPSET:
+            raise UserError(f"timing protocol: ONNX opset {self.onnx_opset} < {MIN_OPSET}")
         if self.clock not in CLOCKS:
             raise UserError(f"timing protocol: clock {self.clock!r} not understood; expected {CLOCKS}")
         if self.clock == "thread" and (int(self.threads) != 1 or self.device != "cpu"):
@@ -88,7 +96,8 @@ def protocol_description(protocol: TimingProtocol | None = None, **settings: Any
             "samples_per_round": "max(repeats, ceil(min_time_per_round / read time))",
             "interleaved": "rounds visit all items in a seeded shuffled order",
             "torch": "inference_mode, eval(), torch.set_num_threads(threads), gc paused",
-            "onnxruntime": "TorchScript ONNX export; intra_op=threads, inter_op=1, sequential",
+            "onnxruntime": "nas.onnx_graph.export_onnx (the export path of 'nas export'); "
+            "intra_op=threads, inter_op=1, sequential, ORT_ENABLE_ALL",
         }
     )
     return out

@@ -40,7 +40,13 @@ from nas.errors import UserError
 from nas.latency.calibration import Calibration
 from nas.latency.profiling import fill_missing
 from nas.latency.protocol import DEFAULT_CALIBRATION_K
-from nas.latency.space_units import arch_features, build_network, space_keys, unit_builders
+from nas.latency.space_units import (
+    arch_features,
+    build_network,
+    example_input,
+    space_keys,
+    unit_builders,
+)
 from nas.latency.table import LatencyTable, TableMeta
 from nas.latency.timing import TimingItem, TimingProtocol, measure_many
 from nas.spaces.schema import SearchSpace
@@ -165,6 +171,45 @@ def measure_networks(
     return np.array([measured[f"net{i}"].latency_ms for i in range(len(archs))])
 
 
+# ----- per-call overhead -----------------------------------------------------------------------
+
+CALL_OVERHEAD_NOTE = "call_overhead"
+
+
+def measure_call_overhead(space: SearchSpace, protocol: TimingProtocol, *, batch: int = 1,
+                          seed: int = 0) -> float:
+    """The runtime's cost of one call (ms), measured directly: a ReLU on the network's input at
+    the largest resolution, timed through the same path as every unit (for ONNX Runtime: the
+    same export and session settings), so its work is negligible and what is left is what
+    every timed unit pays once per call (session run, input binding, output allocation)."""
+    res = max(space.resolutions)
+    x = example_input((int(batch), space.in_channels, res, res), np.random.default_rng(seed))
+    with quiet_onnx_export():
+        measured = measure_many([TimingItem("call", torch.nn.ReLU(), x)], protocol,
+                                rng=np.random.default_rng([seed, 3]))
+    return float(measured["call"].latency_ms)
+
+
+def call_overhead_of(table: LatencyTable) -> float | None:
+    """The per-call overhead measured for ``table`` (ms), or ``None`` if it has none."""
+    record = table.meta.notes.get(CALL_OVERHEAD_NOTE) or {}
+    return float(record["ms"]) if "ms" in record else None
+
+
+def record_call_overhead(table: LatencyTable, space: SearchSpace, protocol: TimingProtocol, *,
+                         batch: int, seed: int) -> float:
+    """Measure the per-call overhead and store it in the table's sidecar notes."""
+    ms = measure_call_overhead(space, protocol, batch=batch, seed=seed)
+    notes = dict(table.meta.notes)
+    notes[CALL_OVERHEAD_NOTE] = {
+        "ms": ms,
+        "how": "lowest round median of a ReLU on the largest input, timed like every unit; "
+        "each unit timed alone pays it once, the whole network once in all",
+    }
+    table.meta = replace(table.meta, notes=notes)
+    return ms
+
+
 # ----- calibration -------------------------------------------------------------------------------
 
 
@@ -180,19 +225,47 @@ def candidate_features(features: dict[str, np.ndarray]) -> dict[str, tuple[str, 
       parameter count. A unit timed alone keeps its weights in cache; in a whole network they
       are evicted by the other layers' and reloaded on each call, a cost proportional to the
       weight bytes (largest for attention and mixer layers on small token grids).
+
+    With ``lut_net`` among the features (the table has a MEASURED per-call overhead, see
+    :func:`measure_call_overhead`), each candidate also comes as ``net-<name>`` with ``lut_net``
+    in place of ``lut_sum`` (``per-layer`` excepted: its fitted overhead is what the measured
+    one replaces); leave-one-out error chooses between them like between the others.
     """
     kinds = tuple(
         name
         for name, col in features.items()
         if name.startswith("n_") and name != "n_units" and np.ptp(col) > 0
     )
-    out = {"scale": ("lut_sum",), "per-layer": ("lut_sum", "n_units")}
+    out: dict[str, tuple[str, ...]] = {"scale": ("lut_sum",), "per-layer": ("lut_sum", "n_units")}
     if kinds:
         out["per-kind"] = ("lut_sum", *kinds)
     if "params" in features and np.ptp(features["params"]) > 0:
         out.update({f"{name}+weights" if name != "scale" else "weights": (*cols, "params")
                     for name, cols in list(out.items())})
+    if "lut_net" in features:
+        out.update({f"net-{name}": ("lut_net", *cols[1:]) for name, cols in list(out.items())
+                    if not name.startswith("per-layer")})
     return out
+
+
+def net_sum_features(features: dict[str, np.ndarray], overhead_ms: float) -> dict[str, np.ndarray]:
+    """``features`` plus ``lut_net``: the sum of unit medians, each less the per-call overhead it
+    paid when timed alone, plus the one call the whole network pays."""
+    out = dict(features)
+    out["lut_net"] = features["lut_sum"] - overhead_ms * (features["n_units"] - 1.0)
+    return out
+
+
+def _as_lut_sum(cal: Calibration, overhead_ms: float) -> Calibration:
+    """Rewrite ``a * lut_net + ...`` as ``a * lut_sum - a * o * n_units + (b + a * o)``: the same
+    predictions in the features every consumer of a table knows (additive over units)."""
+    coef = dict(zip(cal.features, cal.coef))
+    a = coef.pop("lut_net", None)
+    if a is None:
+        return cal
+    coef = {"lut_sum": a, "n_units": coef.pop("n_units", 0.0) - a * overhead_ms, **coef}
+    return replace(cal, features=tuple(coef), coef=tuple(coef.values()),
+                   intercept=cal.intercept + a * overhead_ms)
 
 
 def _loo_rms_relative(features: dict[str, np.ndarray], names: tuple[str, ...], y: np.ndarray) -> float:
@@ -211,6 +284,7 @@ def fit_space_calibration(
     measured_ms: Sequence[float],
     extra_features: dict[str, np.ndarray] | None = None,
     guard: tuple[Sequence[Sequence[str]], dict[str, np.ndarray]] | None = None,
+    call_overhead_ms: float | None = None,
 ) -> tuple[Calibration, dict[str, Any]]:
     """Choose and fit the calibration the K measurements support; returns it and a record of the
     choice (leave-one-out RMS relative error of every candidate). Not stored in the table.
@@ -219,7 +293,10 @@ def fit_space_calibration(
     leave-one-out error wins; within a relative TIE_TOLERANCE of it, the one with the fewest
     features (a model needs K >= its parameters + 4 to be considered). ``guard``: keys and extra
     features of architectures (the space's extremes) every prediction of which must be > 0 ms;
-    a candidate that extrapolates to zero or below there is rejected."""
+    a candidate that extrapolates to zero or below there is rejected. ``call_overhead_ms``: the
+    runtime's measured per-call overhead (:func:`measure_call_overhead`); ``net-`` candidates on
+    ``lut_net`` (:func:`net_sum_features`) then compete, and a chosen one is rewritten in
+    ``lut_sum`` and ``n_units``."""
     y = np.asarray(measured_ms, dtype=np.float64)
     features = dict(table.calibration_features(keys_per_arch))
     features.update(extra_features or {})
@@ -227,6 +304,10 @@ def fit_space_calibration(
     if guard is not None:
         guard_features = dict(table.calibration_features(guard[0]))
         guard_features.update(guard[1])
+    if call_overhead_ms is not None:
+        features = net_sum_features(features, call_overhead_ms)
+        if guard_features is not None:
+            guard_features = net_sum_features(guard_features, call_overhead_ms)
     candidates = candidate_features(features)
     loo: dict[str, float] = {}
     fits: dict[str, Calibration] = {}
@@ -240,14 +321,15 @@ def fit_space_calibration(
             continue
         fits[name] = fit
         loo[name] = _loo_rms_relative(features, cols, y)
-    record: dict[str, Any] = {"loo_rms_relative_error": loo, "rejected_nonpositive": rejected}
+    record: dict[str, Any] = {"loo_rms_relative_error": loo, "rejected_nonpositive": rejected,
+                              "call_overhead_ms": call_overhead_ms}
     if not loo:  # too few measurements, or every signed model extrapolates below zero
         record["chosen"] = "scale (nonnegative)"
         return Calibration.fit({"lut_sum": features["lut_sum"]}, y), record
     best = min(loo.values())  # the fewest features within TIE_TOLERANCE of the best error
     near = [n for n in loo if loo[n] <= best * (1 + TIE_TOLERANCE) + 1e-12]
     record["chosen"] = min(near, key=lambda n: len(candidates[n]))
-    return fits[record["chosen"]], record
+    return _as_lut_sum(fits[record["chosen"]], call_overhead_ms or 0.0), record
 
 
 def calibrate_table(
@@ -266,7 +348,8 @@ def calibrate_table(
     if not table.missing(k for keys in guard_keys for k in keys):
         guard = (guard_keys, arch_features(space, extremes))
     calibration, choice = fit_space_calibration(
-        table, keys, measured_ms, extra_features=arch_features(space, archs), guard=guard
+        table, keys, measured_ms, extra_features=arch_features(space, archs), guard=guard,
+        call_overhead_ms=call_overhead_of(table),
     )
     table.set_calibration(calibration)
     notes = dict(table.meta.notes)
@@ -418,6 +501,18 @@ def _profile_here(
                 save_every_s=save_every_s,
                 progress=lambda done, total: bar.update(done - bar.n),
             )
+    # ONNX Runtime: each unit timed alone pays a session call the whole network pays once. In
+    # torch eager every unit inside the network is still a module call: nothing to take out.
+    new_overhead = (calibrate > 0 and protocol.runtime == "onnxruntime"
+                    and call_overhead_of(table) is None)
+    if new_overhead:
+        ms = record_call_overhead(table, space, protocol, batch=batch, seed=seed)
+        say(f"per-call overhead of {protocol.runtime}: {1e3 * ms:.1f} us (measured directly)")
+        table.save(out)
+    if new_overhead and not need_cal and table.calibration is not None:
+        recalibrate_from_notes(table, space)  # the stored K measurements, now with the overhead
+        table.save(out)
+        say(f"recalibrated with the measured overhead: {table.calibration.to_dict()['formula']}")
     if need_cal:
         archs = calibration_archs(space, calibrate, seed)
         with _bar(protocol.rounds * len(archs), "calibration rounds", progress) as bar:

@@ -43,7 +43,6 @@ import gc
 import math
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +60,7 @@ from nas.latency.protocol import (  # noqa: F401 - re-exported: the protocol's o
     TimingProtocol,
     protocol_description,
 )
+from nas.onnx_graph import export_onnx, ort_session
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 
@@ -329,65 +329,22 @@ def _onnx_runner(
     device: torch.device,
     path: Path,
 ) -> _Runner:
-    import onnxruntime as ort
-
-    module = module.eval()
-    names = [f"input{i}" for i in range(len(args))]
-    cpu_args = tuple(a.detach().cpu().clone() for a in args)
-    export_onnx(module, cpu_args, path, names, protocol.onnx_opset)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(protocol.threads)
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if device.type == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise UserError(
-                "onnxruntime on CUDA needs the onnxruntime-gpu package "
-                f"(available providers: {ort.get_available_providers()})"
-            )
-        providers: list[Any] = [("CUDAExecutionProvider", {"device_id": device.index or 0})]
-    else:
-        providers = ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    feeds = {n: a.numpy() for n, a in zip(names, cpu_args)}
+    """Export with :func:`nas.onnx_graph.export_onnx` (the graph ``nas export`` writes) and run
+    it in a session with :func:`nas.onnx_graph.session_options`."""
+    if len(args) != 1:
+        raise UserError(f"item {key!r}: the onnxruntime runtime times one-input modules, got "
+                        f"{len(args)} inputs")
+    x = args[0].detach().cpu().clone()
+    try:
+        export_onnx(module.eval(), x, path, opset=protocol.onnx_opset,
+                    exporter=protocol.onnx_exporter, dynamic_batch=protocol.onnx_dynamic_batch)
+    except Exception as exc:
+        raise UserError(f"could not export {type(module).__name__} ({key}) to ONNX: "
+                        f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    try:
+        session = ort_session(path, int(protocol.threads), str(device))
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from None
+    feeds = {session.get_inputs()[0].name: x.numpy()}
     return _Runner(key, lambda: session.run(None, feeds), None)
 
-
-def export_onnx(
-    module: nn.Module,
-    args: tuple[torch.Tensor, ...],
-    path: Path,
-    input_names: Sequence[str],
-    opset: int,
-) -> Path:
-    """Export ``module`` to ONNX: the TorchScript exporter (about 10x faster per small module than
-    the torch.export-based one, which matters for hundreds of layers), falling back to the
-    torch.export-based exporter (needs onnxscript) for modules the former cannot trace."""
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        try:
-            torch.onnx.export(
-                module,
-                args,
-                str(path),
-                input_names=list(input_names),
-                opset_version=opset,
-                dynamo=False,
-            )
-        except Exception as first:  # any exporter failure: try the other exporter
-            try:
-                torch.onnx.export(
-                    module,
-                    args,
-                    str(path),
-                    input_names=list(input_names),
-                    opset_version=max(opset, 18),
-                    dynamo=True,
-                )
-            except Exception as second:
-                raise UserError(
-                    f"could not export {type(module).__name__} to ONNX: {first}; "
-                    f"torch.export-based exporter: {second}"
-                ) from second
-    return path

@@ -86,6 +86,19 @@ def repeat_agreement(first: Sequence[float], second: Sequence[float]) -> dict[st
     return out
 
 
+def load_checked_table(
+    space: SearchSpace, table: LatencyTable | str | os.PathLike
+) -> tuple[LatencyTable, str]:
+    """The table (loaded from a path, or as given) and its path for reports; it must be of
+    ``space``."""
+    table_path = "<in memory>"
+    if not isinstance(table, LatencyTable):
+        table_path = str(LatencyTable.paths(table)[0])
+        table = LatencyTable.load(table, expected_space_hash=space.hash())
+    check_table(table, space)
+    return table, table_path
+
+
 @dataclass
 class ValidationResult:
     """Everything a validation measured and computed (latencies in ms)."""
@@ -130,11 +143,7 @@ def validate_table(
     say: Say = print,
 ) -> ValidationResult:
     """Measure ``n`` fresh subnets end to end and compare with the table (module docstring)."""
-    table_path = "<in memory>"
-    if not isinstance(table, LatencyTable):
-        table_path = str(LatencyTable.paths(table)[0])
-        table = LatencyTable.load(table, expected_space_hash=space.hash())
-    check_table(table, space)
+    table, table_path = load_checked_table(space, table)
     if n < 2:
         raise IncompatibleFileError(f"--n must be >= 2 to compare rankings, got {n}")
     repeat_subset = max(0, min(int(repeat_subset), n))
