@@ -11,10 +11,10 @@ run: install
 	$(BIN)/nas run
 
 # lint (ruff, mypy), the default suite, then the fault-injection suite (marker faults; see
-# results/benchmarks/reliability.md). CI runs exactly this (.ci/run)
+# results/benchmarks/reliability.md) and the long end-to-end benchmark tests (marker long). CI runs exactly this (.ci/run)
 test: lint
 	$(BIN)/python -m pytest -q
-	$(BIN)/python -m pytest -q -m faults
+	$(BIN)/python -m pytest -q -m 'faults or long'
 
 reliability: install
 	$(BIN)/python -m nas.benchmarks.reliability

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from nas.benchmarks.fashion_mnist import PARTS, Bench, Settings, build_report, hypervolumes
 from nas.pipeline import RunPlan
 from tests.test_data_idx import write_mnist_folder
 
 
+@pytest.mark.long  # about 3.5 min: every part of the benchmark, run by make test's second pass
 def test_every_part_and_the_report_at_toy_size(tmp_path):
     data = write_mnist_folder(tmp_path / "fm", n_train=240, n_test=40, size=8)
     plan = RunPlan.quick(data=f"fashion-mnist:{data}", epochs=1, samples=16, budget=200,
