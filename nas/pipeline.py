@@ -530,7 +530,12 @@ class Pipeline:
             self.say(
                 f"  measured latency broke the bound: searching again under {search_bounds['latency_ms']:.3f} ms"
             )
-            self._search(round_, search_bounds)
+            try:
+                self._search(round_, search_bounds)
+            except UserError as err:  # tightened below what the space can reach: keep this round
+                record["stopped"] = str(err)
+                self.say(f"  stopped tightening (the last round's exports stand): {err}")
+                break
         for r in rounds:
             for e in r["exported"]:
                 e.pop("front_row", None)
