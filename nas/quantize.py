@@ -44,7 +44,8 @@ QUANTIZED_OPS: tuple[str, ...] = ("Conv", "Gemm", "MatMul")
 _SCOPE = re.compile(r"^/(stem|head|blocks/blocks\.(\d+))/")
 
 __all__ = ["OPSET", "calibration_batches", "evaluate_policy", "export_fp32_onnx", "int8_nodes",
-           "is_mixed", "ort_session", "quantize_model", "quantize_subnet", "split_accuracy"]
+           "is_mixed", "ort_session", "quantize_model", "quantize_nodes", "quantize_subnet",
+           "split_accuracy"]
 
 
 def is_mixed(arch: Architecture) -> bool:
@@ -114,6 +115,20 @@ def quantize_model(fp32_path: str | os.PathLike, out_path: str | os.PathLike, sp
     """Write the QDQ model of ``arch``'s policy from its float ONNX file (only ``int8`` units
     quantized; an all-fp32 policy is copied as is)."""
     import onnx
+
+    model = onnx.load(str(fp32_path))
+    nodes = int8_nodes(model, space, arch)
+    if not nodes:
+        onnx.save(model, str(out_path))
+        return Path(out_path)
+    return quantize_nodes(fp32_path, out_path, calibration, nodes)
+
+
+def quantize_nodes(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
+                   calibration: Sequence[torch.Tensor], nodes: Sequence[str] | None = None) -> Path:
+    """``quantize_static`` with this module's settings (QDQ; weights int8 per channel; activations
+    uint8 per tensor, MinMax on ``calibration``) over the :data:`QUANTIZED_OPS` nodes among
+    ``nodes`` (``None``: every such node of the file, how a unit alone is quantized)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -122,11 +137,6 @@ def quantize_model(fp32_path: str | os.PathLike, out_path: str | os.PathLike, sp
         quantize_static,
     )
 
-    model = onnx.load(str(fp32_path))
-    nodes = int8_nodes(model, space, arch)
-    if not nodes:
-        onnx.save(model, str(out_path))
-        return Path(out_path)
     reader = type("Reader", (_Batches, CalibrationDataReader), {})(calibration)
     quiet = logging.getLogger()
     level = quiet.level
@@ -135,7 +145,8 @@ def quantize_model(fp32_path: str | os.PathLike, out_path: str | os.PathLike, sp
         quantize_static(
             str(fp32_path), str(out_path), reader,
             quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=nodes,
+            weight_type=QuantType.QInt8, per_channel=True,
+            nodes_to_quantize=None if nodes is None else list(nodes),
             op_types_to_quantize=list(QUANTIZED_OPS), calibrate_method=CalibrationMethod.MinMax,
         )
     finally:

@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, ClassVar
 from nas.arch import Architecture, Layer
 from nas.blocks.base import Unit, conv_out, half_log
 from nas.memory import OpGraph, conv_bn_ops
-from nas.precision import with_suffix
+from nas.precision import FP32, INT8, with_suffix
 
 if TYPE_CHECKING:
     from torch import nn
 
     from nas.spaces.schema import SearchSpace
 
-__all__ = ["HeadUnit", "StemUnit", "TransitionUnit", "Unit", "arch_keys", "arch_unit_precisions",
-           "arch_units", "head_unit", "layer_units", "precision_units", "stem_unit",
-           "unit_key"]
+__all__ = ["DEQUANT", "QUANT", "HeadUnit", "StemUnit", "TransitionUnit", "Unit", "arch_keys",
+           "arch_unit_precisions", "arch_units", "boundary_key", "head_unit", "layer_units",
+           "precision_boundaries", "precision_units", "stem_unit", "unit_key"]
 
 
 @dataclass(frozen=True)
@@ -246,6 +246,36 @@ def unit_key(unit: Unit, precision: str) -> str:
     return with_suffix(unit.key, precision)
 
 
+QUANT, DEQUANT = "quant", "dequant"  # the kinds of boundary keys
+
+
+def boundary_key(kind: str, channels: int, size: int) -> str:
+    """The latency-table key of a precision boundary: ``quant:c<C>:h<H>`` (a QuantizeLinear of a
+    float tensor of C x H x H entering an int8 unit) or ``dequant:c<C>:h<H>`` (a
+    DequantizeLinear of the tensor an int8 unit hands to an fp32 one or returns)."""
+    return f"{kind}:c{int(channels)}:h{int(size)}"
+
+
+def precision_boundaries(space: SearchSpace, arch: Architecture) -> list[tuple[int, str]]:
+    """``(index, key)`` of every change of precision between neighbouring units of ``arch``, in
+    execution order: ``index`` is the unit the tensor enters (``len(units)`` for the network's
+    output). The network's input and output are float, so an int8 stem starts with a quantize
+    and an int8 head ends with a dequantize; int8 next to int8 has no boundary."""
+    units = precision_units(space, arch)
+    out: list[tuple[int, str]] = []
+    before = FP32
+    for i, (unit, precision) in enumerate(units):
+        if precision != before:
+            kind = QUANT if precision == INT8 else DEQUANT
+            out.append((i, boundary_key(kind, unit.in_channels, unit.size)))
+        before = precision
+    if before != FP32:
+        out.append((len(units), boundary_key(DEQUANT, space.num_classes, 1)))
+    return out
+
+
 def arch_keys(space: SearchSpace, arch: Architecture) -> list[str]:
-    """Latency-table keys of ``arch`` (one per unit, in execution order, at each unit's precision)."""
-    return [unit_key(u, p) for u, p in precision_units(space, arch)]
+    """Latency-table keys of ``arch``: one per unit, in execution order, at each unit's precision,
+    then one per precision boundary (:func:`precision_boundaries`; none when all is fp32)."""
+    return [unit_key(u, p) for u, p in precision_units(space, arch)] + [
+        key for _, key in precision_boundaries(space, arch)]

@@ -108,7 +108,10 @@ def test_latency_keys_carry_the_precision():
     keys = arch_keys(MIXED, arch)
     plain = [u.key for u in arch_units(MIXED, arch)]
     precisions = [p for _, p in precision_units(MIXED, arch)]
-    assert keys == [k if p == FP32 else f"{k}@int8" for k, p in zip(plain, precisions)]
+    assert keys[:len(plain)] == [k if p == FP32 else f"{k}@int8" for k, p in zip(plain, precisions)]
+    # then the boundaries (r16, stride-1 stem, two stride-2 stages): into the int8 first layer,
+    # out of it, into the int8 head, the logits
+    assert keys[len(plain):] == ["quant:c8:h16", "dequant:c8:h8", "quant:c16:h4", "dequant:c10:h1"]
     assert precisions[-1] == INT8 and precisions[1] == INT8 and precisions[2] == FP32
 
 

@@ -50,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="with --exported: comma-separated runtimes to time, of onnxruntime, "
                         "eager, torchscript, pt2 (default: onnxruntime for an ONNX Runtime "
                         "table, eager,torchscript,pt2 for a torch table)")
+    v.add_argument("--precisions", default=None,
+                   help="precisions of the subnets' policies, e.g. fp32,int8 (default: those the "
+                        "table was profiled at); subnets with int8 genes are timed as the QDQ "
+                        "files 'nas export' writes")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.set_defaults(func=run_validate)
 
@@ -79,6 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pr.add_argument("archs", nargs="+",
                     help="architectures: short strings such as 'r16 | w8: ir_k3_e1 | w16: "
                          "at_h2_m2', JSON text, or JSON files")
+    pr.add_argument("--precisions", default=None,
+                    help="precisions the architectures may use, e.g. fp32,int8 (default: those "
+                         "the table was profiled at)")
     pr.set_defaults(func=run_predict)
 
     f = sub.add_parser(
@@ -151,6 +158,8 @@ def _validate_command(args: argparse.Namespace, out: object) -> str:
     parts = ["nas", "latency", "validate", "--space", args.space, "--table", args.table,
              "--n", str(args.n), "--repeat-subset", str(args.repeat_subset),
              "--seed", str(args.seed), "--out", str(out)]
+    if getattr(args, "precisions", None):
+        parts += ["--precisions", args.precisions]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -202,6 +211,7 @@ def run_validate(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         say=lambda text: print(f"nas latency validate: {text}", file=sys.stderr, flush=True),
+        precisions=args.precisions,
     )
     out = args.out if args.out is not None else default_report_path(result)
     md, png, csv = write_report(result, out, _validate_command(args, out))
@@ -245,11 +255,14 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from nas.errors import SpaceError
+    from nas.latency.space_profile import space_for_table
     from nas.latency.space_units import predict_latency
     from nas.latency.table import LatencyTable
     from nas.spaces import load_space
 
     space = load_space(args.space)
+    table = LatencyTable.load(args.table, expected_space_hash=space.hash())
+    space = space_for_table(space, table, args.precisions)
     archs = [_parse_arch(text) for text in args.archs]
     for arch in archs:
         try:
@@ -259,7 +272,6 @@ def run_predict(args: argparse.Namespace) -> int:
                 f"{arch.to_str()} is outside the space {space.name!r} ({exc}); a table only "
                 "predicts the space's own architectures"
             ) from None
-    table = LatencyTable.load(args.table, expected_space_hash=space.hash())
     for arch, ms in zip(archs, predict_latency(table, space, archs)):
         print(f"{ms:.4f} ms  {arch.to_str()}")
     return 0

@@ -42,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         f"({DEFAULT_CALIBRATION_K}; 0: none)")
     p.add_argument("--seed", type=argtypes.seed, default=0,
                    help="seed of the unit weights and the calibration subnets (0)")
+    p.add_argument("--precisions", default=None,
+                   help="precisions to profile every unit at, e.g. fp32,int8 (default: the "
+                        "space's, fp32 only). int8 (onnxruntime only): each unit as the QDQ graph "
+                        "'nas export' writes, plus the quantize/dequantize at every change of "
+                        "precision, and calibration subnets with random precision policies")
     g = p.add_argument_group("timing protocol")
     g.add_argument("--warmup", type=argtypes.non_negative_int, default=_DEFAULTS.warmup,
                    help=f"warm-up calls per item ({_DEFAULTS.warmup})")
@@ -115,6 +120,7 @@ def _run_locked(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         resource=args.resource,
         progress=not args.no_progress,
+        precisions=args.precisions,
         say=lambda text: print(f"nas profile: {text}", file=sys.stderr, flush=True),
     )
     print(

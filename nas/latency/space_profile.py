@@ -40,6 +40,12 @@ from nas.errors import UserError
 from nas.latency.calibration import Calibration
 from nas.latency.profiling import fill_missing
 from nas.latency.protocol import DEFAULT_CALIBRATION_K
+from nas.latency.quantized_units import (
+    all_precision_keys,
+    fill_int8,
+    precision_keys,
+    require_onnxruntime,
+)
 from nas.latency.space_units import (
     arch_features,
     build_network,
@@ -49,6 +55,7 @@ from nas.latency.space_units import (
 )
 from nas.latency.table import LatencyTable, TableMeta
 from nas.latency.timing import TimingItem, TimingProtocol, measure_many
+from nas.precision import FP32, PRECISIONS
 from nas.spaces.schema import SearchSpace
 from nas.units import arch_keys
 
@@ -160,14 +167,19 @@ def measure_networks(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """End-to-end latency (ms, the protocol's lowest round median) of each subnet, all timed in
-    interleaved rounds. Weights of network ``i`` come from ``default_rng([seed, i])``."""
-    items = []
-    for i, arch in enumerate(archs):
-        net, x = build_network(space, arch, batch, np.random.default_rng([seed, i]))
-        items.append(TimingItem(f"net{i}", net, x))
+    interleaved rounds. Weights of network ``i`` come from ``default_rng([seed, i])``; a subnet
+    with an int8 gene is timed as its QDQ file (:func:`nas.latency.quantized_units.network_item`)."""
+    from nas.latency.quantized_units import network_item
+
     rng = rng if rng is not None else np.random.default_rng(seed)
-    with quiet_onnx_export():
-        measured = measure_many(items, protocol, rng=rng, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="nas-networks-") as tmp:
+        items = []
+        for i, arch in enumerate(archs):
+            net, x = build_network(space, arch, batch, np.random.default_rng([seed, i]))
+            items.append(network_item(space, arch, net, x, Path(tmp), f"net{i}",
+                                      np.random.default_rng([seed, i, 1])))
+        with quiet_onnx_export():
+            measured = measure_many(items, protocol, rng=rng, progress=progress)
     return np.array([measured[f"net{i}"].latency_ms for i in range(len(archs))])
 
 
@@ -359,6 +371,7 @@ def calibrate_table(
         "archs": [a.to_str() for a in archs],
         "arch_ids": [a.arch_id() for a in archs],
         "measured_ms": [float(v) for v in measured_ms],
+        "precisions": list(space.precisions),
         **choice,
     }
     table.meta = replace(table.meta, notes=notes)
@@ -405,10 +418,17 @@ def profile_space(
     save_every_s: float = 0.0,
     progress: bool = True,
     say: Say = print,
+    precisions: Sequence[str] | str | None = None,
 ) -> ProfileResult:
     """Measure every unit of ``space`` missing from the table at ``out`` and calibrate it on
-    ``calibrate`` end-to-end subnets (0: no calibration); see the module docstring."""
+    ``calibrate`` end-to-end subnets (0: no calibration); see the module docstring.
+    ``precisions`` (``"fp32,int8"``; default the space's): every unit at each, plus the
+    quantize/dequantize boundaries (:mod:`nas.latency.quantized_units`), and calibration subnets
+    with random precision policies."""
     protocol = protocol if protocol is not None else TimingProtocol()
+    if precisions is not None:
+        space = space.with_precisions(precisions)
+    require_onnxruntime(space.precisions, protocol.runtime)
     if batch < 1:
         raise UserError(f"--batch must be >= 1, got {batch}")
     if calibrate < 0:
@@ -471,16 +491,17 @@ def _profile_here(
         protocol, batch=batch, dtype=DTYPE, space_name=space.name, space_hash=space.hash()
     )
     table = LatencyTable.load_or_create(out, meta)
-    keys = space_keys(space)
+    keys = precision_keys(space, space.precisions)
     todo = table.missing(keys)
     already = len(keys) - len(todo)
-    stale = sorted(set(table.keys()) - set(keys))
+    stale = sorted(set(table.keys()) - all_precision_keys(space))
     if stale:
         raise UserError(
             f"{out} holds {len(stale)} key(s) that are not units of space {space.name!r} "
             f"(e.g. {stale[0]!r}); it was profiled for another space"
         )
-    need_cal = calibrate > 0 and not _calibrated_as(table, calibrate, seed)
+    _record_precisions(table, space.precisions)
+    need_cal = calibrate > 0 and not _calibrated_as(table, calibrate, seed, space.precisions)
     estimate = protocol.estimate_seconds(len(todo), typical_call_s=2e-4)
     estimate += protocol.estimate_seconds(calibrate, typical_call_s=2e-3) if need_cal else 0.0
     say(
@@ -489,8 +510,9 @@ def _profile_here(
         f"{batch})" + (f", then {calibrate} calibration subnets end to end" if need_cal else "")
         + f"; estimated {_duration(estimate)} on an idle machine"
     )
-    if todo:
-        with _bar(len(todo), "units", progress) as bar, quiet_onnx_export():
+    fp32_todo = table.missing(space_keys(space))
+    if fp32_todo:
+        with _bar(len(fp32_todo), "units", progress) as bar, quiet_onnx_export():
             fill_missing(
                 table,
                 unit_builders(space, batch, seed),
@@ -503,7 +525,8 @@ def _profile_here(
             )
     # ONNX Runtime: each unit timed alone pays a session call the whole network pays once. In
     # torch eager every unit inside the network is still a module call: nothing to take out.
-    new_overhead = (calibrate > 0 and protocol.runtime == "onnxruntime"
+    int8_todo = len(todo) - len(fp32_todo)
+    new_overhead = ((calibrate > 0 or int8_todo > 0) and protocol.runtime == "onnxruntime"
                     and call_overhead_of(table) is None)
     if new_overhead:
         ms = record_call_overhead(table, space, protocol, batch=batch, seed=seed)
@@ -513,6 +536,12 @@ def _profile_here(
         recalibrate_from_notes(table, space)  # the stored K measurements, now with the overhead
         table.save(out)
         say(f"recalibrated with the measured overhead: {table.calibration.to_dict()['formula']}")
+    if int8_todo:
+        with _bar(int8_todo, "int8 units and boundaries", progress) as bar:
+            fill_int8(table, space, out, protocol, batch=batch, seed=seed,
+                      call_overhead_ms=call_overhead_of(table) or 0.0,
+                      rng=np.random.default_rng([seed, 4]),
+                      progress=lambda done, total: bar.update(done - bar.n))
     if need_cal:
         archs = calibration_archs(space, calibrate, seed)
         with _bar(protocol.rounds * len(archs), "calibration rounds", progress) as bar:
@@ -543,12 +572,38 @@ def quiet_onnx_export() -> Iterator[None]:
         yield
 
 
-def _calibrated_as(table: LatencyTable, k: int, seed: int) -> bool:
+PRECISIONS_NOTE = "precisions"
+
+
+def table_precisions(table: LatencyTable) -> tuple[str, ...]:
+    """The precisions a table was profiled at (``("fp32",)`` for tables without the note)."""
+    return tuple(table.meta.notes.get(PRECISIONS_NOTE) or (FP32,))
+
+
+def space_for_table(space: SearchSpace, table: LatencyTable,
+                    precisions: Sequence[str] | str | None = None) -> SearchSpace:
+    """``space`` allowing ``precisions`` (``"fp32,int8"``), by default those ``table`` was
+    profiled at: the architectures a table predicts and a validation samples."""
+    return space.with_precisions(precisions if precisions is not None
+                                 else table_precisions(table))
+
+
+def _record_precisions(table: LatencyTable, precisions: Sequence[str]) -> None:
+    """Note the precisions profiled so far (the union with those already in the table)."""
+    have = set(table_precisions(table)) | set(precisions)
+    notes = dict(table.meta.notes)
+    notes[PRECISIONS_NOTE] = [p for p in PRECISIONS if p in have]
+    table.meta = replace(table.meta, notes=notes)
+
+
+def _calibrated_as(table: LatencyTable, k: int, seed: int,
+                   precisions: Sequence[str] = (FP32,)) -> bool:
     record = table.meta.notes.get("calibration_set") or {}
     return (
         table.calibration is not None
         and len(record.get("archs", [])) == k
         and record.get("seed") == seed
+        and tuple(record.get("precisions", (FP32,))) == tuple(precisions)
     )
 
 

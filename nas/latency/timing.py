@@ -89,11 +89,19 @@ class Measurement:
 
 
 @dataclass(frozen=True)
+class OnnxModel:
+    """An ONNX file made beforehand (e.g. a quantized QDQ graph): with ``runtime="onnxruntime"``
+    it is run as it is, in a session with the protocol's settings, instead of being exported."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
 class TimingItem:
-    """One thing to time: a key, a module or callable, and its example input."""
+    """One thing to time: a key, a module, callable or ready ONNX file, and its example input."""
 
     key: str
-    fn: nn.Module | Callable[..., Any]
+    fn: nn.Module | Callable[..., Any] | OnnxModel
     example_input: Inputs = field(repr=False)
 
 
@@ -272,6 +280,13 @@ def _make_runner(
 ) -> _Runner:
     args = _as_tuple(item.example_input)
     fn = item.fn
+    if protocol.runtime == "onnxruntime" and isinstance(fn, OnnxModel):
+        runner = _session_runner(item.key, fn.path, args, protocol, device)
+        runner.clock = _clock(protocol)
+        return runner
+    if isinstance(fn, OnnxModel):
+        raise UserError(f"item {item.key!r}: an ONNX file is timed with the onnxruntime runtime, "
+                        f"not {protocol.runtime}")
     if protocol.runtime == "onnxruntime":
         if not isinstance(fn, nn.Module):
             raise UserError(
@@ -341,6 +356,17 @@ def _onnx_runner(
     except Exception as exc:
         raise UserError(f"could not export {type(module).__name__} ({key}) to ONNX: "
                         f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    return _session_runner(key, path, (x,), protocol, device)
+
+
+def _session_runner(key: str, path: Path, args: tuple[torch.Tensor, ...],
+                    protocol: TimingProtocol, device: torch.device) -> _Runner:
+    """A runner calling an ONNX Runtime session of ``path`` (:func:`nas.onnx_graph.ort_session`)
+    on the one input ``args[0]``."""
+    if len(args) != 1:
+        raise UserError(f"item {key!r}: the onnxruntime runtime times one-input models, got "
+                        f"{len(args)} inputs")
+    x = args[0].detach().cpu()
     try:
         session = ort_session(path, int(protocol.threads), str(device))
     except RuntimeError as exc:

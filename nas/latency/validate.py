@@ -39,6 +39,7 @@ from nas.latency.space_profile import (
     measure_networks,
     protocol_from,
     protocol_of,
+    space_for_table,
     stored_calibration_archs,
     validation_archs,
 )
@@ -141,9 +142,13 @@ def validate_table(
     seed: int = 1,
     progress: bool = True,
     say: Say = print,
+    precisions: Sequence[str] | str | None = None,
 ) -> ValidationResult:
-    """Measure ``n`` fresh subnets end to end and compare with the table (module docstring)."""
+    """Measure ``n`` fresh subnets end to end and compare with the table (module docstring).
+    ``precisions``: those the subnets' policies are drawn from (default: the table's; with int8,
+    mixed-precision subnets measured as their QDQ files)."""
     table, table_path = load_checked_table(space, table)
+    space = space_for_table(space, table, precisions)
     if n < 2:
         raise IncompatibleFileError(f"--n must be >= 2 to compare rankings, got {n}")
     repeat_subset = max(0, min(int(repeat_subset), n))
