@@ -14,14 +14,15 @@ from hypothesis import strategies as st
 
 from nas.arch import Architecture
 from nas.cli import main
-from nas.latency.quantized_units import (
-    _without_edges,
+from nas.latency.quantized_units import _without_edges
+from nas.latency.space_profile import table_precisions
+from nas.latency.space_units import (
     boundary_keys,
     int8_unit_keys,
     precision_keys,
+    predict_latency,
+    space_keys,
 )
-from nas.latency.space_profile import table_precisions
-from nas.latency.space_units import predict_latency, space_keys
 from nas.latency.table import LatencyTable
 from nas.latency.timing import Measurement
 from nas.latency.validate import validate_table
@@ -180,3 +181,62 @@ def test_bad_precision_inputs_are_one_line_exit_2(micro, tmp_path, capsys) -> No
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and word in err, err
     assert not (tmp_path / "t.csv").exists()
+
+
+# ----- the one "table latency as a cost" builder ----------------------------------------------
+
+
+def _synthetic_table(space, drop: str | None = None) -> LatencyTable:
+    from nas.latency.calibration import Calibration
+    from nas.latency.table import TableEntry, TableMeta
+    from nas.latency.timing import TimingProtocol
+
+    meta = TableMeta.for_protocol(TimingProtocol(), batch=1, dtype="float32",
+                                  space_name=space.name, space_hash=space.hash())
+    rng = np.random.default_rng(0)
+    keys = [k for k in precision_keys(space, (FP32, INT8)) if k != drop]
+    table = LatencyTable(meta, {k: TableEntry(1.0, 0.1, float(rng.uniform(0.01, 1.0)), 10)
+                                for k in keys})
+    table.set_calibration(Calibration(("lut_sum", "n_units", "n_attn", "params"),
+                                      (1.2, 0.01, 0.05, 2e-7), 0.3, n_fit=20))
+    return table
+
+
+def test_one_cost_builder_is_precision_aware_and_leaves_only_boundaries_to_evaluate() -> None:
+    from nas.latency.space_units import latency_cost_rule
+    from nas.search.mp_costs import latency_cost
+    from nas.search.space_problem import TableLatency
+    from nas.spaces import encode
+    from nas.spaces.tables import GenomeTables
+
+    table = _synthetic_table(MIXED)
+    rule = latency_cost_rule(table, MIXED)
+    archs = [MIXED.sample(np.random.default_rng(i)) for i in range(40)]
+    predicted = predict_latency(table, MIXED, archs)
+    boundaries = np.array([
+        sum(1.2 * table.entries[k].median_ms + 0.01 for _, k in precision_boundaries(MIXED, a))
+        for a in archs])
+    additive = np.array([rule.additive_value(MIXED, a) for a in archs])
+    np.testing.assert_allclose(additive + boundaries, predicted, rtol=1e-12)
+    np.testing.assert_allclose([rule(MIXED, a) for a in archs], predicted, rtol=1e-12)
+    genes = np.stack([encode(MIXED, a) for a in archs])
+    np.testing.assert_allclose(GenomeTables(MIXED, {"lat": rule}).costs(genes)["lat"], additive,
+                               rtol=1e-12)
+    fp32 = [a.at_precision(FP32) for a in archs]  # no boundary: the sum is the prediction
+    np.testing.assert_allclose([rule.additive_value(MIXED, a) for a in fp32],
+                               predict_latency(table, MIXED, fp32), rtol=1e-12)
+    assert latency_cost(table, MIXED).additive_value(MIXED, archs[0]) == additive[0]
+    latency = TableLatency(table, MIXED)  # searches decode mixed genomes: exact, boundaries in
+    assert not latency.additive and "dequantize" in latency.reason
+    assert TableLatency(table, TINY).additive
+
+
+def test_one_cost_builder_names_a_missing_int8_unit() -> None:
+    from nas.latency.space_units import latency_cost_rule
+    from nas.latency.table import MissingKeysError
+
+    missing = int8_unit_keys(TINY)[5]
+    table = _synthetic_table(MIXED, drop=missing)
+    with pytest.raises(MissingKeysError, match=missing.replace("[", r"\[")):
+        latency_cost_rule(table, MIXED)
+    latency_cost_rule(table, TINY)  # an fp32 space needs no int8 entry

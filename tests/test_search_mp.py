@@ -385,39 +385,6 @@ def test_constraint_strings_go_through_the_shared_parser(tiny: Table) -> None:
     assert sol.metrics["flops"] <= 1.5e6 and sol.metrics["memory"] <= 20 * 1024
 
 
-def test_latency_cost_from_a_table_with_additive_calibration(tiny: Table) -> None:
-    """A duck-typed table: unit medians plus ``a * lut_sum + c * n_units + b``."""
-    keys = space_unit_keys(tiny.space)
-    rng = np.random.default_rng(2)
-    medians = {k: float(rng.uniform(0.01, 1.0)) for k in keys}
-
-    class Calib:
-        features = ("lut_sum", "n_units")
-        coef = (1.3, 0.02)
-        intercept = 0.5
-
-    class FakeTable:
-        calibration = Calib()
-
-        def missing(self, ks):
-            return [k for k in ks if k not in medians]
-
-        def lookup(self, ks):
-            return np.array([medians[k] for k in ks])
-
-        def predict_from_keys(self, keys_per_arch):
-            return np.array(
-                [1.3 * sum(medians[k] for k in ks) + 0.02 * len(ks) + 0.5 for ks in keys_per_arch]
-            )
-
-    cost = latency_cost(FakeTable(), tiny.space)
-    for arch in tiny.archs[::500]:
-        assert cost.additive_value(tiny.space, arch) == pytest.approx(cost(tiny.space, arch))
-    del medians[keys[3]]
-    with pytest.raises(UserError, match="lacks 1 unit keys"):
-        latency_cost(FakeTable(), tiny.space)
-
-
 def test_latency_cost_from_a_real_latency_table_matches_its_prediction(tiny: Table) -> None:
     from nas.latency import Calibration, LatencyTable, TableEntry, TableMeta
 
@@ -456,7 +423,10 @@ def test_latency_cost_from_a_real_latency_table_matches_its_prediction(tiny: Tab
     table.set_calibration(
         Calibration(features=("lut_sum", "flops"), coef=(1.0, 1e-9), intercept=0.0, n_fit=20)
     )
-    with pytest.raises(UserError, match="not sums over units"):
+    with pytest.raises(UserError, match="not per-unit additive"):
+        latency_cost(table, tiny.space)
+    del table.entries[space_unit_keys(tiny.space)[3]]
+    with pytest.raises(UserError, match="no entry for 1 key"):
         latency_cost(table, tiny.space)
 
 

@@ -33,21 +33,19 @@ import torch
 
 from nas.arch import Architecture
 from nas.errors import UserError
-from nas.latency.space_units import build_unit, example_input, space_units
+from nas.latency.space_units import boundary_keys, build_unit, example_input, space_units
 from nas.latency.table import LatencyTable, TableEntry
 from nas.latency.timing import Measurement, OnnxModel, TimingItem, TimingProtocol, measure_many
-from nas.precision import FP32, INT8, PRECISIONS
-from nas.spaces.cells import space_cells
+from nas.precision import INT8
 from nas.spaces.schema import SearchSpace
-from nas.units import DEQUANT, QUANT, Unit, boundary_key, unit_key
+from nas.units import DEQUANT, QUANT, Unit, unit_key
 
 CALIBRATION_BATCHES = 2  # seeded normal batches that calibrate a unit's quantizer (latency only)
 CALIBRATION_BATCH = 4
 QUANT_SCALE, QUANT_ZERO = 0.05, 128  # any valid uint8 parameters: the kernel does not depend on them
 _FLOOR_MS = 1e-3
 
-__all__ = ["boundary_keys", "fill_int8", "int8_unit_keys", "network_item", "precision_keys",
-           "require_onnxruntime"]
+__all__ = ["fill_int8", "network_item", "require_onnxruntime"]
 
 
 def require_onnxruntime(precisions: Sequence[str], runtime: str) -> None:
@@ -56,36 +54,6 @@ def require_onnxruntime(precisions: Sequence[str], runtime: str) -> None:
         raise UserError(f"--precisions {','.join(precisions)}: int8 units are measured as the QDQ "
                         f"graph ONNX Runtime runs; use --latency-device onnxruntime, not "
                         f"{runtime}")
-
-
-def boundary_keys(space: SearchSpace) -> list[str]:
-    """Every quantize/dequantize boundary key a subnet of ``space`` can contain, in fixed order."""
-    seen: dict[str, None] = {}
-    for index, units in space_cells(space).walk():
-        first = units[0]  # a layer's transition and block share its precision
-        for kind in (QUANT,) if index.stage < 0 else (QUANT, DEQUANT):  # the input is float
-            seen.setdefault(boundary_key(kind, first.in_channels, first.size), None)
-    seen.setdefault(boundary_key(DEQUANT, space.num_classes, 1), None)
-    return list(seen)
-
-
-def int8_unit_keys(space: SearchSpace) -> list[str]:
-    """``<key>@int8`` for every unit of ``space``."""
-    return [unit_key(u, INT8) for u in space_units(space).values()]
-
-
-def precision_keys(space: SearchSpace, precisions: Sequence[str] = (FP32,)) -> list[str]:
-    """The table keys ``nas profile --precisions`` measures: every unit at each precision, plus
-    the boundaries when int8 is among them (fp32 keys first, unchanged)."""
-    keys = [u.key for u in space_units(space).values()]
-    if INT8 in precisions:
-        keys += boundary_keys(space) + int8_unit_keys(space)
-    return keys
-
-
-def all_precision_keys(space: SearchSpace) -> set[str]:
-    """Every key any ``--precisions`` could put in a table of ``space`` (what is not stale)."""
-    return set(precision_keys(space, PRECISIONS))
 
 
 # ----- ONNX graphs ------------------------------------------------------------------------------

@@ -40,16 +40,13 @@ from nas.errors import UserError
 from nas.latency.calibration import Calibration
 from nas.latency.profiling import fill_missing
 from nas.latency.protocol import DEFAULT_CALIBRATION_K
-from nas.latency.quantized_units import (
-    all_precision_keys,
-    fill_int8,
-    precision_keys,
-    require_onnxruntime,
-)
+from nas.latency.quantized_units import fill_int8, require_onnxruntime
 from nas.latency.space_units import (
+    all_precision_keys,
     arch_features,
     build_network,
     example_input,
+    precision_keys,
     space_keys,
     unit_builders,
 )

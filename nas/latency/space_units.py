@@ -33,11 +33,12 @@ from nas.blocks.registry import kind_names
 from nas.costs import unit_params
 from nas.errors import IncompatibleFileError
 from nas.latency.table import LatencyTable
+from nas.precision import FP32, INT8, PRECISIONS
 from nas.spaces.cells import CostRule, space_cells
 from nas.spaces.ops import stage_layer_choices
 from nas.spaces.schema import SearchSpace
 from nas.supernet import static
-from nas.units import StemUnit, Unit, arch_keys, arch_units
+from nas.units import DEQUANT, QUANT, Unit, arch_keys, arch_units, boundary_key, unit_key
 
 # unit kinds (the text before a key's first ':'): the network's own units and every block kind.
 # The first six keep the order files and fitted models were written in (indices into it are
@@ -91,6 +92,36 @@ def space_units(space: SearchSpace) -> dict[str, Unit]:
 def space_keys(space: SearchSpace) -> list[str]:
     """The latency-table keys of ``space`` (what ``nas profile`` measures), in a fixed order."""
     return list(space_units(space))
+
+
+def boundary_keys(space: SearchSpace) -> list[str]:
+    """Every quantize/dequantize boundary key a subnet of ``space`` can contain, in fixed order."""
+    seen: dict[str, None] = {}
+    for index, units in space_cells(space).walk():
+        first = units[0]  # a layer's transition and block share its precision
+        for kind in (QUANT,) if index.stage < 0 else (QUANT, DEQUANT):  # the input is float
+            seen.setdefault(boundary_key(kind, first.in_channels, first.size), None)
+    seen.setdefault(boundary_key(DEQUANT, space.num_classes, 1), None)
+    return list(seen)
+
+
+def int8_unit_keys(space: SearchSpace) -> list[str]:
+    """``<key>@int8`` for every unit of ``space``."""
+    return [unit_key(u, INT8) for u in space_units(space).values()]
+
+
+def precision_keys(space: SearchSpace, precisions: Sequence[str] = (FP32,)) -> list[str]:
+    """The table keys ``nas profile --precisions`` measures: every unit at each precision, plus
+    the boundaries when int8 is among them (fp32 keys first, unchanged)."""
+    keys = [u.key for u in space_units(space).values()]
+    if INT8 in precisions:
+        keys += boundary_keys(space) + int8_unit_keys(space)
+    return keys
+
+
+def all_precision_keys(space: SearchSpace) -> set[str]:
+    """Every key any ``--precisions`` could put in a table of ``space`` (what is not stale)."""
+    return set(precision_keys(space, PRECISIONS))
 
 
 def witness_archs(space: SearchSpace) -> dict[str, Architecture]:
@@ -250,14 +281,18 @@ def predict_latency(
     return table.predict_from_keys(keys, extra_features=arch_features(space, archs))
 
 
-def unit_cost_ms(table: LatencyTable) -> Callable[[Unit], float]:
-    """Per-unit calibrated cost (ms) such that the sum over an architecture's units equals
-    :func:`predict_latency` minus the calibration's intercept (exact for the linear calibration
-    features ``lut_sum``, ``n_units``, ``n_<kind>`` and ``params``, all sums over units)."""
+ADDITIVE_FEATURES = frozenset({"lut_sum", "n_units", "params"} | {f"n_{k}" for k in UNIT_KINDS})
+
+
+def unit_cost_ms(table: LatencyTable, precision: str = FP32) -> Callable[[Unit], float]:
+    """Per-unit calibrated cost (ms) at ``precision`` (the unit's ``@int8`` entry for int8) such
+    that the sum over an architecture's units equals :func:`predict_latency` minus the
+    calibration's intercept and the precision boundaries' share (exact for the linear calibration
+    features ``lut_sum``, ``n_units``, ``n_<kind>`` and ``params``, all sums over units). A
+    calibration on any other feature is refused (:class:`IncompatibleFileError`)."""
     cal = table.calibration
     coef = dict(zip(cal.features, cal.coef)) if cal is not None else {"lut_sum": 1.0}
-    additive = {"lut_sum", "n_units", "params"} | {f"n_{k}" for k in UNIT_KINDS}
-    unknown = sorted(set(coef) - additive)
+    unknown = sorted(set(coef) - ADDITIVE_FEATURES)
     if unknown:
         raise IncompatibleFileError(
             f"the table's calibration uses features {unknown} that are not per-unit additive"
@@ -265,7 +300,7 @@ def unit_cost_ms(table: LatencyTable) -> Callable[[Unit], float]:
 
     def cost(unit: Unit) -> float:
         key = unit.key
-        ms = float(table.lookup([key])[0])
+        ms = float(table.lookup([unit_key(unit, precision)])[0])
         return (
             coef.get("lut_sum", 0.0) * ms
             + coef.get("n_units", 0.0)
@@ -277,20 +312,30 @@ def unit_cost_ms(table: LatencyTable) -> Callable[[Unit], float]:
 
 
 def latency_cost_rule(table: LatencyTable, space: SearchSpace) -> CostRule:
-    """A :class:`CostRule` for :class:`~nas.spaces.tables.GenomeTables` whose sum over an
-    architecture equals :func:`predict_latency` (the intercept is carried by the stem unit,
-    which every architecture has exactly once)."""
+    """The table's latency as a cost: THE builder every search uses (the vectorised genome tables
+    of :class:`~nas.spaces.tables.GenomeTables`, the MILP of :mod:`nas.search.mp`,
+    :class:`nas.search.space_problem.TableLatency`).
+
+    Per unit, its calibrated cost at its precision (:func:`unit_cost_ms`, one table per precision
+    the space allows); the calibration's intercept is the offset; ``evaluate`` is
+    :func:`predict_latency` (exact, boundaries included). ``additive_value`` equals
+    ``predict_latency`` for every architecture without a change of precision; a mixed one adds
+    its quantize/dequantize boundaries (:func:`nas.units.precision_boundaries`), which depend on
+    two neighbouring units and are left to ``evaluate``. Refuses a table of another space, one
+    missing any key the space's subnets can use (all named), and a calibration that is not a sum
+    over units."""
     check_table(table, space)
-    missing = table.missing(space_keys(space))
+    missing = table.missing(precision_keys(space, space.precisions))
     if missing:
         from nas.latency.table import MissingKeysError
 
         raise MissingKeysError(missing, table=f"latency table ({table.meta.space_name})")
+    per_precision = {p: unit_cost_ms(table, p) for p in space.precisions}
     cal = table.calibration
-    intercept = cal.intercept if cal is not None else 0.0
-    per_unit = unit_cost_ms(table)
+    intercept = float(cal.intercept) if cal is not None else 0.0
 
-    def cost(unit: Unit) -> float:
-        return per_unit(unit) + (intercept if isinstance(unit, StemUnit) else 0.0)
+    def evaluate(space_: SearchSpace, arch: Architecture) -> float:
+        return float(predict_latency(table, space_, [arch])[0])
 
-    return CostRule(cost, "sum")
+    return CostRule(per_precision[FP32], "sum", offset=intercept, evaluate=evaluate,
+                    at_precision=per_precision.__getitem__)

@@ -166,11 +166,11 @@ class TableLatency:
     """
 
     def __init__(self, table: Any, space: SearchSpace) -> None:
-        from nas.latency.space_units import check_table, latency_cost_rule, space_keys
+        from nas.latency.space_units import check_table, latency_cost_rule, precision_keys
         from nas.latency.table import MissingKeysError
 
         check_table(table, space)
-        missing = table.missing(space_keys(space))
+        missing = table.missing(precision_keys(space, space.precisions))
         if missing:
             raise MissingKeysError(missing, table=f"latency table ({table.meta.space_name})")
         self.table = table
@@ -181,6 +181,10 @@ class TableLatency:
             self.rule = latency_cost_rule(table, space)
         except IncompatibleFileError as exc:  # a calibration that is not a sum over units
             self.reason = str(exc)
+        if self.rule is not None and space.searches_precision:
+            self.rule = None  # exact, by decoding: a boundary's cost depends on two neighbours
+            self.reason = ("with precision genes, the quantize/dequantize between neighbouring "
+                           "units of different precision is not a sum over single units")
 
     @property
     def additive(self) -> bool:
@@ -193,20 +197,14 @@ class TableLatency:
         return np.asarray(predict_latency(self.table, self.space, list(archs)), dtype=np.float64)
 
     def additive_cost(self) -> Any:
-        """The prediction as a MILP cost; refuses a calibration that is not additive over units."""
-        from nas.latency.space_units import unit_cost_ms
-        from nas.spaces.cells import CostRule
-
+        """The prediction as a MILP cost (:attr:`rule`, the one builder's); refuses a calibration
+        that is not additive over units."""
         if not self.additive:
             raise UserError(
                 f"the MP search needs a latency that is a sum over units; this table's calibration "
                 f"is not ({self.reason}); use --algo evolution, optuna or random with this table"
             )
-        cal = self.table.calibration
-        offset = float(cal.intercept) if cal is not None else 0.0
-        predict = self.predict
-        return CostRule(unit_cost_ms(self.table), offset=offset,
-                            evaluate=lambda _space, arch: float(predict([arch])[0]))
+        return self.rule
 
     def describe(self) -> dict[str, Any]:
         m = self.table.meta
