@@ -202,7 +202,7 @@ def _synthetic_table(space, drop: str | None = None) -> LatencyTable:
     return table
 
 
-def test_one_cost_builder_is_precision_aware_and_leaves_only_boundaries_to_evaluate() -> None:
+def test_one_cost_builder_is_precision_aware_with_boundaries() -> None:
     from nas.latency.space_units import latency_cost_rule
     from nas.search.mp_costs import latency_cost
     from nas.search.space_problem import TableLatency
@@ -216,18 +216,23 @@ def test_one_cost_builder_is_precision_aware_and_leaves_only_boundaries_to_evalu
     boundaries = np.array([
         sum(1.2 * table.entries[k].median_ms + 0.01 for _, k in precision_boundaries(MIXED, a))
         for a in archs])
-    additive = np.array([rule.additive_value(MIXED, a) for a in archs])
-    np.testing.assert_allclose(additive + boundaries, predicted, rtol=1e-12)
-    np.testing.assert_allclose([rule(MIXED, a) for a in archs], predicted, rtol=1e-12)
-    genes = np.stack([encode(MIXED, a) for a in archs])
-    np.testing.assert_allclose(GenomeTables(MIXED, {"lat": rule}).costs(genes)["lat"], additive,
+    assert np.all(boundaries[[bool(precision_boundaries(MIXED, a)) for a in archs]] > 0)
+    np.testing.assert_allclose([rule.additive_value(MIXED, a) for a in archs], predicted,
                                rtol=1e-12)
-    fp32 = [a.at_precision(FP32) for a in archs]  # no boundary: the sum is the prediction
-    np.testing.assert_allclose([rule.additive_value(MIXED, a) for a in fp32],
-                               predict_latency(table, MIXED, fp32), rtol=1e-12)
-    assert latency_cost(table, MIXED).additive_value(MIXED, archs[0]) == additive[0]
-    latency = TableLatency(table, MIXED)  # searches decode mixed genomes: exact, boundaries in
+    np.testing.assert_allclose([rule(MIXED, a) for a in archs], predicted, rtol=1e-12)
+    units_only = replace(rule, boundary=None)  # what summing single units gives
+    np.testing.assert_allclose([units_only.additive_value(MIXED, a) for a in archs],
+                               predicted - boundaries, rtol=1e-12)
+    genes = np.stack([encode(MIXED, a) for a in archs])
+    np.testing.assert_allclose(GenomeTables(MIXED, {"lat": units_only}).costs(genes)["lat"],
+                               predicted - boundaries, rtol=1e-12)
+    with pytest.raises(ValueError, match="boundary"):
+        GenomeTables(MIXED, {"lat": rule})
+    assert latency_cost(table, MIXED).additive_value(MIXED, archs[0]) == pytest.approx(
+        predicted[0], rel=1e-12)
+    latency = TableLatency(table, MIXED)  # genomes decode (exact); the MILP takes the rule
     assert not latency.additive and "dequantize" in latency.reason
+    assert latency.additive_cost() is latency.rule
     assert TableLatency(table, TINY).additive
 
 

@@ -38,16 +38,10 @@ def test_registered_searcher_conforms(name: str, check: str) -> None:
 
 @pytest.mark.parametrize("name", searcher_names())
 def test_every_searcher_respects_a_size_bytes_bound_with_precision_genes(name: str) -> None:
-    """Precision genes searched by every registered searcher; what it emits meets size_bytes<=20KB
-    (the MILP refuses precision genes in one line: it does not model them)."""
-    from nas.errors import UserError
-
+    """Precision genes searched by every registered searcher, the MILP included (per-layer
+    precision as a choice, :mod:`nas.search.mp_precision`); what it emits meets size_bytes<=20KB."""
     spec = searcher_spec(name)
     factory, problem = testing.precision_case(name, objectives=1 if spec.max_objectives == 1 else 2)
-    if spec.space_only:
-        with pytest.raises(UserError, match="does not search precision genes"):
-            testing.check_constraints(factory, problem)
-        return
     testing.check_constraints(factory, problem)
     result = factory(problem, 0).run(60)
     emitted = problem.decode(result.genes[list(result.front)])

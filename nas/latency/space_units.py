@@ -281,13 +281,14 @@ def predict_latency(
     return table.predict_from_keys(keys, extra_features=arch_features(space, archs))
 
 
-ADDITIVE_FEATURES = frozenset({"lut_sum", "n_units", "params"} | {f"n_{k}" for k in UNIT_KINDS})
+ADDITIVE_FEATURES = frozenset({"lut_sum", "n_units", "params"}
+                              | {f"n_{k}" for k in (*UNIT_KINDS, QUANT, DEQUANT)})
 
 
 def unit_cost_ms(table: LatencyTable, precision: str = FP32) -> Callable[[Unit], float]:
     """Per-unit calibrated cost (ms) at ``precision`` (the unit's ``@int8`` entry for int8) such
     that the sum over an architecture's units equals :func:`predict_latency` minus the
-    calibration's intercept and the precision boundaries' share (exact for the linear calibration
+    calibration's intercept and the precision boundaries' costs (exact for the linear calibration
     features ``lut_sum``, ``n_units``, ``n_<kind>`` and ``params``, all sums over units). A
     calibration on any other feature is refused (:class:`IncompatibleFileError`)."""
     cal = table.calibration
@@ -318,10 +319,10 @@ def latency_cost_rule(table: LatencyTable, space: SearchSpace) -> CostRule:
 
     Per unit, its calibrated cost at its precision (:func:`unit_cost_ms`, one table per precision
     the space allows); the calibration's intercept is the offset; ``evaluate`` is
-    :func:`predict_latency` (exact, boundaries included). ``additive_value`` equals
-    ``predict_latency`` for every architecture without a change of precision; a mixed one adds
-    its quantize/dequantize boundaries (:func:`nas.units.precision_boundaries`), which depend on
-    two neighbouring units and are left to ``evaluate``. Refuses a table of another space, one
+    :func:`predict_latency`; with int8 in the space, ``boundary`` costs each quantize/dequantize
+    boundary key (:func:`boundary_cost_ms`), so ``additive_value`` equals ``predict_latency`` for
+    every architecture. The MILP linearises the boundaries (:mod:`nas.search.mp_precision`);
+    genome tables, which sum single units, cannot (they refuse such a rule). Refuses a table of another space, one
     missing any key the space's subnets can use (all named), and a calibration that is not a sum
     over units."""
     check_table(table, space)
@@ -338,4 +339,18 @@ def latency_cost_rule(table: LatencyTable, space: SearchSpace) -> CostRule:
         return float(predict_latency(table, space_, [arch])[0])
 
     return CostRule(per_precision[FP32], "sum", offset=intercept, evaluate=evaluate,
-                    at_precision=per_precision.__getitem__)
+                    at_precision=per_precision.__getitem__,
+                    boundary=boundary_cost_ms(table) if INT8 in space.precisions else None)
+
+
+def boundary_cost_ms(table: LatencyTable) -> Callable[[str], float]:
+    """Calibrated cost (ms) of one precision boundary key, as :func:`unit_cost_ms` costs a unit
+    (a boundary key counts in ``lut_sum``, ``n_units`` and ``n_quant``/``n_dequant``)."""
+    cal = table.calibration
+    coef = dict(zip(cal.features, cal.coef)) if cal is not None else {"lut_sum": 1.0}
+
+    def cost(key: str) -> float:
+        return (coef.get("lut_sum", 0.0) * float(table.lookup([key])[0])
+                + coef.get("n_units", 0.0) + coef.get(f"n_{unit_kind(key)}", 0.0))
+
+    return cost

@@ -375,7 +375,7 @@ class MILPSearch:
     # -- the solver core -------------------------------------------------------------------------
     def _cost_vector(self, name: str) -> np.ndarray:
         if name not in self._cost_vectors:
-            self._cost_vectors[name] = self.formulation.cost_vector(self.costs[name].unit_cost)
+            self._cost_vectors[name] = self.formulation.rule_vector(self.costs[name])
         return self._cost_vectors[name]
 
     def _peak_vector(self) -> np.ndarray:
@@ -467,11 +467,10 @@ class MILPSearch:
             los.append(np.array([-np.inf]))
             his.append(np.array([(bound - self.costs[name].offset) / scale]))
         for cut in cuts:
-            row = np.zeros((1, n))
-            row[0, cut] = 1.0
-            blocks.append(sparse.csr_array(row))
+            row, top = f.no_good(cut)
+            blocks.append(sparse.csr_array(row[None, :]))
             los.append(np.array([-np.inf]))
-            his.append(np.array([len(cut) - 1.0]))
+            his.append(np.array([top]))
         memory_objective = isinstance(objective, CostObjective) and objective.metric == MEMORY
         sign = -1.0 if objective.maximize else 1.0
         integrality = f.integrality

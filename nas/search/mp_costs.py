@@ -10,18 +10,19 @@ to re-check every emitted architecture.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from nas.arch import Architecture
-from nas.costs import costs
-from nas.spaces.cells import CostRule, cost_rules
+from nas.costs import costs, size_bytes
+from nas.spaces.cells import CostRule, cost_rules, size_rule
 from nas.spaces.schema import SearchSpace
 from nas.units import Unit
 
 from .mp_model import Formulation
 
 MEMORY = "memory"
-BUILTIN = ("flops", "macs", "params")
+BUILTIN = ("flops", "macs", "params", "size_bytes")
 
 AdditiveCost = CostRule  # the MILP's name for a summed cost rule (one type, nas.spaces.cells)
 
@@ -39,13 +40,19 @@ def _flops(u: Unit) -> int:
 
 def builtin_costs() -> dict[str, CostRule]:
     """``flops``, ``macs`` and ``params`` (the summed rules of
-    :func:`nas.spaces.cells.cost_rules`), re-checked with :func:`nas.costs.costs`."""
+    :func:`nas.spaces.cells.cost_rules`), re-checked with :func:`nas.costs.costs`, and
+    ``size_bytes`` (weights at their precision, :func:`nas.spaces.cells.size_rule`)."""
     rules = cost_rules()
     return {
         "flops": CostRule(_flops, evaluate=_exact("flops")),
         "macs": CostRule(rules["macs"].unit_cost, evaluate=_exact("macs")),
         "params": CostRule(rules["params"].unit_cost, evaluate=_exact("params")),
+        "size_bytes": replace(size_rule(), evaluate=_size_bytes),
     }
+
+
+def _size_bytes(space: SearchSpace, arch: Architecture) -> float:
+    return float(size_bytes(space, arch))
 
 
 def space_unit_keys(space: SearchSpace) -> list[str]:

@@ -49,7 +49,8 @@ from scipy import sparse
 
 from nas.arch import Architecture, Stage
 from nas.memory import BYTES_PER_ELEMENT, unit_graph
-from nas.spaces.cells import space_cells
+from nas.precision import FP32
+from nas.spaces.cells import CostRule, space_cells
 from nas.spaces.ops import stage_layer_choices
 from nas.spaces.schema import SearchSpace
 from nas.units import Unit
@@ -129,6 +130,11 @@ class Formulation:
         self.head_cols = self.pair_cols[-1]
         for (r_i, w_i), units in space_cell_units.head.items():
             self.groups.append(UnitGroup(int(self.head_cols[r_i, w_i]), units))
+        self.precision = None
+        if space.searches_precision:
+            from nas.search.mp_precision import PrecisionColumns
+
+            self.precision = PrecisionColumns(self, self._take)
         self.n_vars = self._n
         self._structure = self._build_structure()
 
@@ -147,6 +153,8 @@ class Formulation:
         """1 for the binary one-hot variables, 0 for the continuous product variables."""
         out = np.zeros(self.n_vars)
         out[: self.n_binary] = 1
+        if self.precision is not None:
+            out[self.precision.binary_cols] = 1
         return out
 
     @property
@@ -196,6 +204,8 @@ class Formulation:
                 row([*q[r_i], col], [1.0] * q.shape[1] + [-1.0], 0.0, 0.0)
             for w_i, col in enumerate(self.width_cols[s]):
                 row([*q[:, w_i], col], [1.0] * q.shape[0] + [-1.0], 0.0, 0.0)
+        if self.precision is not None:
+            rows += self.precision.rows()
         return _to_sparse(rows, self.n_vars)
 
     # -- vectors -----------------------------------------------------------------------------
@@ -204,6 +214,15 @@ class Formulation:
         out = np.zeros(self.n_vars)
         for g in self.groups:
             out[g.col] = sum(float(unit_cost(u)) for u in g.units)
+        return out
+
+    def rule_vector(self, rule: CostRule) -> np.ndarray:
+        """Coefficients of a summed cost rule at every precision: its fp32 cost on the unit
+        groups, plus (with precision genes) its int8 difference and its precision boundaries
+        (:mod:`nas.search.mp_precision`)."""
+        out = self.cost_vector(rule.unit_cost_at(FP32))
+        if self.precision is not None:
+            self.precision.add_costs(out, rule.unit_cost_at, rule.boundary)
         return out
 
     def peak_vector(self) -> np.ndarray:
@@ -240,7 +259,10 @@ class Formulation:
                 self.choices[s][int(np.argmax(v[self.choice_cols[s][j]]))] for j in range(depth)
             )
             stages.append(Stage(width=width, layers=layers))
-        return Architecture(resolution=resolution, stages=tuple(stages))
+        arch = Architecture(resolution=resolution, stages=tuple(stages))
+        if self.precision is not None:
+            arch = arch.with_precisions(self.precision.precisions(v, [s.depth for s in stages]))
+        return arch
 
     def binary_ones(self, arch: Architecture) -> list[int]:
         """Binary columns equal to 1 for ``arch`` (resolution, widths, depths, active choices)."""
@@ -252,7 +274,20 @@ class Formulation:
             ones.append(int(self.depth_cols[s][spec.depths.index(stage.depth)]))
             for j, layer in enumerate(stage.layers):
                 ones.append(int(self.choice_cols[s][j][self.choices[s].index(layer)]))
+        if self.precision is not None:
+            ones += self.precision.ones(arch)
         return ones
+
+    def no_good(self, ones: list[int]) -> tuple[np.ndarray, float]:
+        """Row and upper bound excluding exactly the architecture whose binary ones are ``ones``:
+        +1 on them, -1 on the precision columns that are 0 in it (an fp32 gene turned int8 is
+        another architecture), at most ``len(ones) - 1``."""
+        row = np.zeros(self.n_vars)
+        row[ones] = 1.0
+        if self.precision is not None:
+            zeros = sorted(set(self.precision.binary_cols) - set(ones))
+            row[zeros] = -1.0
+        return row, len(ones) - 1.0
 
     def point(self, arch: Architecture) -> np.ndarray:
         """The full 0/1 vector of ``arch`` (the unique feasible vector that decodes to it)."""
@@ -274,6 +309,8 @@ class Formulation:
                 ]
                 v[cell.col] = 1.0
             prev_w = wo
+        if self.precision is not None:
+            self.precision.set_point(v, arch)
         return v
 
 

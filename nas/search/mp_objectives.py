@@ -42,6 +42,7 @@ import numpy as np
 
 from nas.arch import Architecture
 from nas.errors import IncompatibleFileError, UserError
+from nas.precision import FP32, INT8
 from nas.spaces.schema import SearchSpace, stage_input_sizes
 from nas.units import Unit, arch_units
 from predictors.encoders import OneHotEncoder
@@ -213,7 +214,19 @@ class LinearObjective:
             for j, cols in enumerate(formulation.choice_cols[s]):
                 for c, layer in enumerate(formulation.choices[s]):
                     out[cols[c]] = coef[enc.columns_of_layer(s, j, layer)].sum()
-        return out, self.intercept
+        const = self.intercept
+        if formulation.precision is not None:  # int8: p; fp32: active and not p
+            from predictors.encoders import precision_gene_names
+
+            for name, gene in zip(precision_gene_names(space), formulation.precision.genes):
+                c8 = coef[enc.columns_of_precision(name, INT8)]
+                c32 = coef[enc.columns_of_precision(name, FP32)]
+                out[gene.p] += c8 - c32
+                if gene.active is None:
+                    const += c32
+                else:
+                    out[list(gene.active)] += c32
+        return out, const
 
 
 def _onehot_names(space: SearchSpace) -> list[str]:

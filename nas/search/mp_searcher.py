@@ -35,13 +35,6 @@ def mp_genes(problem: Any, points: int, progress: bool) -> tuple[np.ndarray, dic
     from nas.spaces import encode
 
     objectives = problem.objectives
-    space = getattr(problem, "space", None)
-    if space is not None and space.searches_precision:
-        raise UserError(
-            "--algo mp does not search precision genes: a slot's choice would have to become a "
-            "(layer, precision) pair and the quantize/dequantize boundary between slots is a "
-            "product of two slots' genes, not yet linearised; use --algo nsga2, evolution, optuna "
-            "or random on a space with precisions")
     if len(objectives) > 2:
         raise UserError("--algo mp handles 1 or 2 objectives (a front by sweeping one bound); "
                         "use --algo evolution for more")

@@ -182,13 +182,13 @@ class TableLatency:
         except IncompatibleFileError as exc:  # a calibration that is not a sum over units
             self.reason = str(exc)
         if self.rule is not None and space.searches_precision:
-            self.rule = None  # exact, by decoding: a boundary's cost depends on two neighbours
             self.reason = ("with precision genes, the quantize/dequantize between neighbouring "
                            "units of different precision is not a sum over single units")
 
     @property
     def additive(self) -> bool:
-        return self.rule is not None
+        """Vectorised over genomes (per-unit tables); mixed precision decodes instead (exact)."""
+        return self.rule is not None and not self.space.searches_precision
 
     def predict(self, archs: Sequence[Architecture]) -> np.ndarray:
         """Per-architecture prediction (the reference every other route is checked against)."""
@@ -199,7 +199,7 @@ class TableLatency:
     def additive_cost(self) -> Any:
         """The prediction as a MILP cost (:attr:`rule`, the one builder's); refuses a calibration
         that is not additive over units."""
-        if not self.additive:
+        if self.rule is None:
             raise UserError(
                 f"the MP search needs a latency that is a sum over units; this table's calibration "
                 f"is not ({self.reason}); use --algo evolution, optuna or random with this table"
@@ -445,7 +445,8 @@ class SpaceProblem(MetricProblem):
             return (cost_extreme(self.space, lambda u: min(f(u) for f in sizes), pick="min"),
                     cost_extreme(self.space, lambda u: max(f(u) for f in sizes), pick="max"))
         if metric in LATENCY_METRICS and self.latency is not None and self.latency.additive:
-            return extremes(self.latency.rule.unit_cost, "sum")
+            lo, hi = extremes(self.latency.rule.unit_cost, "sum")
+            return lo + self.latency.rule.offset, hi + self.latency.rule.offset
         if metric in ACCURACY_METRICS and self._additive_accuracy():
             lo, hi = self._accuracy_extremes()
             scale = PERCENT if metric == "accuracy" else 1.0
@@ -478,14 +479,14 @@ class SpaceProblem(MetricProblem):
 
     def milp_costs(self) -> dict[str, Any]:
         """Extra MILP costs (``latency_ms`` when the table's latency is additive)."""
-        if self.latency is not None and self.latency.additive:
+        if self.latency is not None and self.latency.rule is not None:  # boundaries linearised
             return {"latency_ms": self.latency.additive_cost()}
         return {}
 
     def milp_bounds(self, constraints: Sequence[Constraint] | None = None) -> dict[str, float] | None:
         """``{MILP metric: upper bound}`` for ``<=`` constraints the MILP models exactly; None if
         some constraint is of another kind (a ``>=``, an accuracy, a non-additive latency)."""
-        exact = {*_COST_BASE, *(LATENCY_METRICS if self.milp_costs() else ())}
+        exact = {*_COST_BASE, "size_bytes", *(LATENCY_METRICS if self.milp_costs() else ())}
         out: dict[str, float] = {}
         for c in self.constraints if constraints is None else constraints:
             if c.op != "<=" or c.metric not in exact:

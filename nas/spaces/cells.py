@@ -22,7 +22,7 @@ from nas.memory import unit_peak_bytes
 from nas.precision import FP32
 from nas.spaces.geometry import stage_input_sizes
 from nas.spaces.ops import stage_layer_choices
-from nas.units import head_unit, layer_units, precision_units, stem_unit
+from nas.units import head_unit, layer_units, precision_boundaries, precision_units, stem_unit
 
 if TYPE_CHECKING:
     from nas.arch import Architecture
@@ -56,6 +56,7 @@ class CostRule:
     offset: float = 0.0
     evaluate: Callable[[SearchSpace, Architecture], float] | None = None
     at_precision: Callable[[str], UnitCost] | None = None
+    boundary: Callable[[str], float] | None = None
 
     def unit_cost_at(self, precision: str) -> UnitCost:
         """The per-unit cost at ``precision``."""
@@ -72,9 +73,14 @@ class CostRule:
         return sum(values) if self.combine == "sum" else max(values)
 
     def additive_value(self, space: SearchSpace, arch: Architecture) -> float:
-        """The cost computed from ``arch``'s units (what tables and the MILP compute)."""
+        """The cost computed from ``arch``'s units (what the MILP computes), plus, for a rule
+        with ``boundary`` (a summed cost of each precision boundary key, e.g. a latency table's
+        quantize/dequantize), its boundaries (:func:`nas.units.precision_boundaries`)."""
         values = [self.unit_cost_at(p)(u) for u, p in precision_units(space, arch)]
-        return self.offset + (sum(values) if self.combine == "sum" else max(values))
+        total = self.offset + (sum(values) if self.combine == "sum" else max(values))
+        if self.boundary is not None:
+            total += sum(self.boundary(k) for _, k in precision_boundaries(space, arch))
+        return total
 
     def __call__(self, space: SearchSpace, arch: Architecture) -> float:
         if self.evaluate is not None:

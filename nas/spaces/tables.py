@@ -74,6 +74,11 @@ class GenomeTables:
             self.offsets.append(pos)
             pos += 2 + stage.max_depth
         self.precision_offset = precision_offset(space)
+        with_boundaries = [n for n, r in self.rules.items() if r.boundary is not None]
+        if with_boundaries and space.searches_precision:
+            raise ValueError(f"cost rule(s) {with_boundaries} have precision-boundary costs, "
+                             "which depend on two neighbouring units; genome tables sum single "
+                             "units (decode and evaluate the rule instead)")
         self._tables = {
             name: [_build(space, rule, p) for p in self._precisions(rule)]
             for name, rule in self.rules.items()
