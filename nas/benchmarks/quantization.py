@@ -51,6 +51,20 @@ from nas.costs import size_bytes
 from nas.precision import FP32, INT8
 
 METHODS = ("a_joint", "b_fp32", "c_fp32_then_int8", "d_random")
+INT8_SPEED = (
+    "## Why int8 is slower here (diagnosed: quantization_int8_speed.md)", "",
+    "ONNX Runtime's profiler on an fp32 and an int8 file of the same subnet "
+    "(`python -m nas.benchmarks.quantization_profile`): the integer kernels are real (AVX-512 "
+    "VNNI) and 2-3x faster on large dense convs, but these subnets are 16-96 channels at 24-28 "
+    "px: depthwise convs run SLOWER in int8 (0.74x), pointwise ones are too small to gain, and "
+    "every quantized conv pays a QuantizeLinear and a DequantizeLinear (17 + 17 on the profiled "
+    "subnet) around the float ops between convs (hardswish, residual adds, squeeze-excite), "
+    "whose fusion into the conv int8 also loses. No quantizer setting makes int8 faster than "
+    "fp32 here (per-tensor weights, QOperator, S8S8: no better; quantizing every op type: 8 + 8 "
+    "Q/DQ, the fastest int8 file, still slower than fp32). On this device int8 buys size, not "
+    "speed at these sizes; the int8 latency tables (`nas profile --precisions fp32,int8`, "
+    "latency_int8_hybrid-tiny.md) price each unit and boundary at its measured cost.",
+)
 
 
 def _spread(archs: list[Architecture], space: Any, k: int) -> list[Architecture]:
@@ -254,7 +268,7 @@ def write_report(path: Path, args: argparse.Namespace, per_seed: dict, summary: 
               "predictor is fitted on fp32 samples and predicts a drop of 0, so its absolute "
               "error on the drop is this median absolute drop.",
               f"- latency fp32 / all int8 (ONNX Runtime, > 1: int8 faster): median "
-              f"{_median(summary['fp32_over_int8_latency'])}", "",
+              f"{_median(summary['fp32_over_int8_latency'])}", "", *INT8_SPEED, "",
               "## Every measured point", "",
               "| seed | method | val acc % | latency ms | size bytes | file bytes | arch |",
               "| ---: | --- | ---: | ---: | ---: | ---: | --- |"]
