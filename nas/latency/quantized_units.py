@@ -53,7 +53,7 @@ def require_onnxruntime(precisions: Sequence[str], runtime: str) -> None:
     if INT8 in precisions and runtime != "onnxruntime":
         raise UserError(f"--precisions {','.join(precisions)}: int8 units are measured as the QDQ "
                         f"graph ONNX Runtime runs; use --latency-device onnxruntime, not "
-                        f"{runtime}")
+                        f"{runtime} (or --precisions fp32 for an fp32-only table)")
 
 
 # ----- ONNX graphs ------------------------------------------------------------------------------
