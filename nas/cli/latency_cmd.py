@@ -254,16 +254,26 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from nas.errors import SpaceError
     from nas.latency.space_profile import space_for_table
     from nas.latency.space_units import predict_latency
     from nas.latency.table import LatencyTable
+    from nas.precision import PRECISIONS
     from nas.spaces import load_space
 
     space = load_space(args.space)
+    archs = [_parse_arch(text) for text in args.archs]
+    _check_inside(space.with_precisions(PRECISIONS), archs)  # before reading the table
     table = LatencyTable.load(args.table, expected_space_hash=space.hash())
     space = space_for_table(space, table, args.precisions)
-    archs = [_parse_arch(text) for text in args.archs]
+    _check_inside(space, archs)  # precisions the table (or --precisions) allows
+    for arch, ms in zip(archs, predict_latency(table, space, archs)):
+        print(f"{ms:.4f} ms  {arch.to_str()}")
+    return 0
+
+
+def _check_inside(space, archs) -> None:
+    from nas.errors import SpaceError
+
     for arch in archs:
         try:
             space.validate(arch)
@@ -272,9 +282,6 @@ def run_predict(args: argparse.Namespace) -> int:
                 f"{arch.to_str()} is outside the space {space.name!r} ({exc}); a table only "
                 "predicts the space's own architectures"
             ) from None
-    for arch, ms in zip(archs, predict_latency(table, space, archs)):
-        print(f"{ms:.4f} ms  {arch.to_str()}")
-    return 0
 
 
 def _parse_arch(text: str):
