@@ -251,6 +251,16 @@ class RunPaths:
     def report(self) -> Path:
         return self.root / "report.md"
 
+    def folders(self) -> tuple[Path, ...]:
+        """The folders the stages write into (each stage's command makes its own)."""
+        return (self.supernet, self.table.parent, self.predictor, self.search(0).parent,
+                self.export)
+
+    def linked_folder(self) -> Path | None:
+        """The first of :meth:`folders` that is a symbolic link (written through, it would put
+        the run's files outside the run folder), if any."""
+        return next((folder for folder in self.folders() if folder.is_symlink()), None)
+
 
 class Pipeline:
     """Runs the stages of a :class:`RunPlan` in a run folder (see the module docstring)."""
@@ -261,6 +271,10 @@ class Pipeline:
         self.progress = progress
         self.say = say
         self.paths.root.mkdir(parents=True, exist_ok=True)
+        linked = self.paths.linked_folder()
+        if linked is not None:
+            raise UserError(f"{linked} is a symbolic link: a run writes its stages into real "
+                            "folders inside --out; remove the link or choose another --out")
         self._check_plan()
         self.ledger = Ledger.load(self.paths.root / "stages.json")
         self.space = load_space(plan.space)
