@@ -26,7 +26,7 @@ from nas.precision import FP32, INT8, with_suffix
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas.spaces.schema import SearchSpace
+    from nas.spaces.shape import SpaceShape
 
 __all__ = ["DEQUANT", "QUANT", "HeadUnit", "StemUnit", "TransitionUnit", "Unit", "arch_keys",
            "arch_unit_precisions", "arch_units", "boundary_key", "head_unit", "layer_units",
@@ -166,7 +166,7 @@ class HeadUnit(Unit):
 
 
 def layer_units(
-    space: SearchSpace,
+    space: SpaceShape,
     stage_index: int,
     position: int,
     layer: Layer,
@@ -190,7 +190,7 @@ def layer_units(
     return units
 
 
-def stem_unit(space: SearchSpace, resolution: int) -> StemUnit:
+def stem_unit(space: SpaceShape, resolution: int) -> StemUnit:
     s = space.stem
     return StemUnit(
         c_in=space.in_channels,
@@ -202,7 +202,7 @@ def stem_unit(space: SearchSpace, resolution: int) -> StemUnit:
     )
 
 
-def head_unit(space: SearchSpace, c_in: int, size: int) -> HeadUnit:
+def head_unit(space: SpaceShape, c_in: int, size: int) -> HeadUnit:
     h = space.head
     return HeadUnit(
         c_in=c_in,
@@ -214,7 +214,7 @@ def head_unit(space: SearchSpace, c_in: int, size: int) -> HeadUnit:
     )
 
 
-def precision_units(space: SearchSpace, arch: Architecture) -> list[tuple[Unit, str]]:
+def precision_units(space: SpaceShape, arch: Architecture) -> list[tuple[Unit, str]]:
     """All units of ``arch`` in execution order (stem, layers with transitions, head), each with
     its precision (a transition runs at its layer's)."""
     units: list[tuple[Unit, str]] = [(stem_unit(space, arch.resolution), arch.stem_precision)]
@@ -231,12 +231,12 @@ def precision_units(space: SearchSpace, arch: Architecture) -> list[tuple[Unit, 
     return units
 
 
-def arch_units(space: SearchSpace, arch: Architecture) -> list[Unit]:
+def arch_units(space: SpaceShape, arch: Architecture) -> list[Unit]:
     """All units of ``arch`` in execution order (stem, layers with transitions, head)."""
     return [u for u, _ in precision_units(space, arch)]
 
 
-def arch_unit_precisions(space: SearchSpace, arch: Architecture) -> list[str]:
+def arch_unit_precisions(space: SpaceShape, arch: Architecture) -> list[str]:
     """The precision of each unit of :func:`arch_units`."""
     return [p for _, p in precision_units(space, arch)]
 
@@ -256,7 +256,7 @@ def boundary_key(kind: str, channels: int, size: int) -> str:
     return f"{kind}:c{int(channels)}:h{int(size)}"
 
 
-def precision_boundaries(space: SearchSpace, arch: Architecture) -> list[tuple[int, str]]:
+def precision_boundaries(space: SpaceShape, arch: Architecture) -> list[tuple[int, str]]:
     """``(index, key)`` of every change of precision between neighbouring units of ``arch``, in
     execution order: ``index`` is the unit the tensor enters (``len(units)`` for the network's
     output). The network's input and output are float, so an int8 stem starts with a quantize
@@ -274,7 +274,7 @@ def precision_boundaries(space: SearchSpace, arch: Architecture) -> list[tuple[i
     return out
 
 
-def arch_keys(space: SearchSpace, arch: Architecture) -> list[str]:
+def arch_keys(space: SpaceShape, arch: Architecture) -> list[str]:
     """Latency-table keys of ``arch``: one per unit, in execution order, at each unit's precision,
     then one per precision boundary (:func:`precision_boundaries`; none when all is fp32)."""
     return [unit_key(u, p) for u, p in precision_units(space, arch)] + [
