@@ -65,14 +65,24 @@ OUT = Path("results/benchmarks/latency_exported.md")
 WORK = Path("results/latency_exported")
 
 
-def export_subnets(space_name: str, run: Path, n: int, seed: int, work: Path) -> Path:
-    """Export ``n`` validation-stream subnets of the space from ``run`` into ``work/<space>``."""
+def export_subnets(space_name: str, run: Path | None, n: int, seed: int, work: Path) -> Path:
+    """Export ``n`` validation-stream subnets of the space into ``work/<space>``: from the trained
+    ``run`` by ``export_architecture`` (what ``nas export`` runs), or, without a run, with seeded
+    random weights by :func:`nas.export.onnx_list.export_archs_onnx` (the same ``export_model``
+    and ONNX exporter; latency does not depend on the weights). Resumable."""
+    from nas.export.onnx_list import export_archs_onnx
     from nas.export.pipeline import export_architecture
 
     space = load_space(space_name)
     folder = work / space_name
     archs = validation_archs(space, n, seed, exclude=calibration_archs(space, 20, 0))
     start = time.monotonic()
+    if run is None:
+        export_archs_onnx(space, archs, folder, seed=seed, resume=True,
+                          formats=("torchscript", "onnx"))
+        print(f"{space_name}: {n} random-weight exports ({time.monotonic() - start:.0f} s)",
+              file=sys.stderr, flush=True)
+        return folder
     for i, arch in enumerate(archs):
         out = folder / arch.arch_id()
         if (out / "model_card.json").exists():
@@ -225,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="append", default=[], metavar="SPACE=RUN_DIR",
                         help="trained run to export each space's subnets from")
-    parser.add_argument("--config", action="append", required=True, metavar="SPACE:TABLE",
+    parser.add_argument("--config", action="append", default=[], metavar="SPACE:TABLE",
                         help="a space and a latency table to validate the exports against")
+    parser.add_argument("--random-weights", action="append", default=[], metavar="SPACE",
+                        help="export this space's subnets with seeded random weights (no run)")
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=WORK)
@@ -241,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = dict(r.split("=", 1) for r in args.run)
     for space_name, run in runs.items():
         export_subnets(space_name, Path(run), args.n, args.seed, args.work)
+    for space_name in args.random_weights:
+        export_subnets(space_name, None, args.n, args.seed, args.work)
     if args.export_only:
         return 0
     configs = []

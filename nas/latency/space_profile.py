@@ -69,13 +69,13 @@ def protocol_for(
     calling thread does all the work, so its CPU time equals an idle machine's wall time and
     other processes' load does not inflate it; ``"wall"`` otherwise."""
     text = device.strip().lower()
-    runtime = "onnxruntime" if text == "onnxruntime" else "torch"
-    dev = "cpu" if text == "onnxruntime" else text
+    runtime = text if text in ("onnxruntime", "torchscript") else "torch"
+    dev = "cpu" if runtime != "torch" else text
     if runtime == "torch" and check_here:
         try:
             parse_device(dev)
         except UserError as exc:
-            raise UserError(f"{exc}, or onnxruntime") from None
+            raise UserError(f"{exc}, onnxruntime or torchscript") from None
     clock = settings.pop("clock", "auto")
     if clock == "auto":
         clock = "thread" if dev == "cpu" and int(threads) == 1 else "wall"
@@ -501,9 +501,10 @@ def _profile_here(
                 save_every_s=save_every_s,
                 progress=lambda done, total: bar.update(done - bar.n),
             )
-    # ONNX Runtime: each unit timed alone pays a session call the whole network pays once. In
-    # torch eager every unit inside the network is still a module call: nothing to take out.
-    new_overhead = (calibrate > 0 and protocol.runtime == "onnxruntime"
+    # ONNX Runtime and TorchScript: each unit timed alone pays a session / interpreter call the
+    # whole network pays once. In torch eager every unit inside the network is still a module
+    # call: nothing to take out.
+    new_overhead = (calibrate > 0 and protocol.runtime in ("onnxruntime", "torchscript")
                     and call_overhead_of(table) is None)
     if new_overhead:
         ms = record_call_overhead(table, space, protocol, batch=batch, seed=seed)
