@@ -94,6 +94,18 @@ def export_subnets(space_name: str, run: Path | None, n: int, seed: int, work: P
     return folder
 
 
+def profile_needed(spec: str, n: int, seed: int) -> None:
+    """``SPACE:DEVICE:TABLE``: profile (or complete) the table with the units the ``n`` validation
+    subnets and the 20 calibration subnets contain, and calibrate it on the latter."""
+    from nas.latency.space_profile import profile_space, protocol_for
+
+    space_name, device, table_path = spec.split(":", 2)
+    space = load_space(space_name)
+    archs = validation_archs(space, n, seed, exclude=calibration_archs(space, 20, 0))
+    profile_space(space, table_path, protocol_for(device, 1), calibrate=20, needed_for=archs,
+                  progress=False, say=lambda t: print(t, file=sys.stderr, flush=True))
+
+
 def size_bias(table: LatencyTable, space_name: str, result: ExportedValidation,
               runtime: str) -> list[dict[str, Any]]:
     """Signed error by tercile of measured latency: the calibration refitted on the table's K
@@ -239,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a space and a latency table to validate the exports against")
     parser.add_argument("--random-weights", action="append", default=[], metavar="SPACE",
                         help="export this space's subnets with seeded random weights (no run)")
+    parser.add_argument("--profile", action="append", default=[], metavar="SPACE:DEVICE:TABLE",
+                        help="first profile the units the subnets need (nas profile's path)")
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=WORK)
@@ -255,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         export_subnets(space_name, Path(run), args.n, args.seed, args.work)
     for space_name in args.random_weights:
         export_subnets(space_name, None, args.n, args.seed, args.work)
+    for spec in args.profile:
+        profile_needed(spec, args.n, args.seed)
     if args.export_only:
         return 0
     configs = []

@@ -405,9 +405,12 @@ def profile_space(
     save_every_s: float = 0.0,
     progress: bool = True,
     say: Say = print,
+    needed_for: Sequence[Architecture] | None = None,
 ) -> ProfileResult:
     """Measure every unit of ``space`` missing from the table at ``out`` and calibrate it on
-    ``calibrate`` end-to-end subnets (0: no calibration); see the module docstring."""
+    ``calibrate`` end-to-end subnets (0: no calibration); see the module docstring.
+    ``needed_for``: measure only the units these architectures and the calibration subnets
+    contain (a partial table that predicts them; here only, not on a Ray node)."""
     protocol = protocol if protocol is not None else TimingProtocol()
     if batch < 1:
         raise UserError(f"--batch must be >= 1, got {batch}")
@@ -418,6 +421,8 @@ def profile_space(
     if (ray_address is None) != (resource is None):
         raise UserError("--ray-address and --resource go together (run on the node that "
                         "advertises the resource)")
+    if ray_address is not None and needed_for is not None:
+        raise UserError("profiling the units of given architectures runs here, not on Ray")
     if ray_address is not None:
         from nas.distributed import run_on_resource
 
@@ -431,7 +436,8 @@ def profile_space(
         table.save(out)
     else:
         table, n_keys, already, measured, calibrated = _profile_here(
-            space, out, protocol, batch, calibrate, seed, chunk_size, save_every_s, progress, say
+            space, out, protocol, batch, calibrate, seed, chunk_size, save_every_s, progress, say,
+            needed_for,
         )
     return ProfileResult(
         LatencyTable.paths(out)[0], table, n_keys, already, measured, calibrated,
@@ -466,15 +472,20 @@ def _profile_here(
     save_every_s: float,
     progress: bool,
     say: Say,
+    needed_for: Sequence[Architecture] | None = None,
 ) -> tuple[LatencyTable, int, int, int, bool]:
     meta = TableMeta.for_protocol(
         protocol, batch=batch, dtype=DTYPE, space_name=space.name, space_hash=space.hash()
     )
     table = LatencyTable.load_or_create(out, meta)
     keys = space_keys(space)
+    stale = sorted(set(table.keys()) - set(keys))
+    if needed_for is not None:
+        wanted = {k for a in [*needed_for, *calibration_archs(space, calibrate, seed)]
+                  for k in arch_keys(space, a)}
+        keys = [k for k in keys if k in wanted]
     todo = table.missing(keys)
     already = len(keys) - len(todo)
-    stale = sorted(set(table.keys()) - set(keys))
     if stale:
         raise UserError(
             f"{out} holds {len(stale)} key(s) that are not units of space {space.name!r} "
@@ -490,10 +501,11 @@ def _profile_here(
         + f"; estimated {_duration(estimate)} on an idle machine"
     )
     if todo:
+        todo_set = set(todo)
         with _bar(len(todo), "units", progress) as bar, quiet_onnx_export():
             fill_missing(
                 table,
-                unit_builders(space, batch, seed),
+                {k: b for k, b in unit_builders(space, batch, seed).items() if k in todo_set},
                 out,
                 protocol,
                 rng=np.random.default_rng([seed, 1]),
