@@ -2,11 +2,11 @@
 
 Reproduce::
 
-    .venv/bin/python -m nas.benchmarks.latency_context --space hybrid-cifar --n 5 --rounds 3
+    .venv/bin/python -m nas.benchmarks.latency_context --space hybrid-cifar --n 4 --rounds 3
 
 A designed experiment on ONNX Runtime (1 thread, thread-CPU clock, every ratio measured in one
-run). For N networks (the space's smallest and largest, and random subnets of the validation
-stream) and every unit of each:
+run). For N random subnets of the validation stream (with ``--extremes`` also the space's
+smallest and largest) and every unit of each:
 
 - ``net``: the whole network, one call per sample;
 - ``alone``: each unit exported alone (as ``nas profile`` times it), summed over the network;
@@ -195,7 +195,9 @@ def report(rows: list[dict[str, Any]], command: str, load: tuple[float, float], 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--space", default="hybrid-cifar")
-    parser.add_argument("--n", type=int, default=8, help="networks (2 extremes + random)")
+    parser.add_argument("--n", type=int, default=3, help="random networks (validation stream)")
+    parser.add_argument("--extremes", action="store_true",
+                        help="also the space's smallest and largest networks")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=20, help="calls per item per round")
     parser.add_argument("--seed", type=int, default=3)
@@ -204,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m nas.benchmarks.latency_context " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     space = load_space(args.space)
-    archs = [space.smallest(), space.largest(), *validation_archs(
-        space, max(args.n - 2, 0), args.seed, exclude=calibration_archs(space, 20, 0))]
+    archs = validation_archs(space, args.n, args.seed, exclude=calibration_archs(space, 20, 0))
+    if args.extremes:
+        archs += [space.smallest(), space.largest()]
     archs.sort(key=lambda a: float(arch_features(space, [a])["params"][0]))
     start, load0 = time.monotonic(), os.getloadavg()[0]
     rows = []
