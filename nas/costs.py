@@ -34,7 +34,7 @@ from nas.units import Unit, arch_units, layer_units, precision_units
 BYTES_PER_ELEMENT = 4  # float32
 
 if TYPE_CHECKING:
-    from nas.spaces.schema import SearchSpace
+    from nas.spaces.shape import SpaceShape
 
 
 def unit_macs(unit: Unit) -> int:
@@ -64,7 +64,7 @@ def quantized_weights(unit: Unit) -> tuple[int, int]:
 
 
 def layer_macs(
-    space: SearchSpace,
+    space: SpaceShape,
     resolution: int,
     stage_index: int,
     position: int,
@@ -108,19 +108,19 @@ class Costs:
         }
 
 
-def macs(space: SearchSpace, arch: Architecture) -> int:
+def macs(space: SpaceShape, arch: Architecture) -> int:
     return sum(unit_macs(u) for u in arch_units(space, arch))
 
 
-def flops(space: SearchSpace, arch: Architecture) -> int:
+def flops(space: SpaceShape, arch: Architecture) -> int:
     return 2 * macs(space, arch)
 
 
-def params(space: SearchSpace, arch: Architecture) -> int:
+def params(space: SpaceShape, arch: Architecture) -> int:
     return sum(unit_params(u) for u in arch_units(space, arch))
 
 
-def costs(space: SearchSpace, arch: Architecture) -> Costs:
+def costs(space: SpaceShape, arch: Architecture) -> Costs:
     """MACs, params and peak activation memory of ``arch`` (validated against ``space``)."""
     space.validate(arch)
     pairs = precision_units(space, arch)
@@ -133,7 +133,7 @@ def costs(space: SearchSpace, arch: Architecture) -> Costs:
     )
 
 
-def size_bytes(space: SearchSpace, arch: Architecture) -> int:
+def size_bytes(space: SpaceShape, arch: Architecture) -> int:
     """Bytes of ``arch``'s weights at their precisions (the rule in the module docstring)."""
     return sum(unit_size_bytes(u, p) for u, p in precision_units(space, arch))
 

@@ -17,11 +17,9 @@ its static module) with the helpers here; the test
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from nas.blocks.base import Unit
+from typing import Protocol
 
 BYTES_PER_ELEMENT = 4
 
@@ -68,6 +66,15 @@ class OpGraph:
         return peak
 
 
+class OpsUnit(Protocol):
+    """What the rule needs of a unit (:class:`nas.blocks.base.Unit` is one): its input size and
+    its operators. Typed structurally so that this module imports no block code."""
+
+    def input_numel(self) -> int: ...
+
+    def add_ops(self, g: OpGraph, x: int) -> int: ...
+
+
 def conv_bn_ops(g: OpGraph, x: int, numel: int, act: bool) -> int:
     """Convolution, batch norm (and activation), each allocating ``numel`` elements."""
     y = g.op([g.op([x], numel)], numel)  # convolution, batch norm
@@ -86,7 +93,7 @@ def mlp_ops(g: OpGraph, t: int, tokens: int, c: int, hidden: int) -> int:
     return g.op([t, y], tokens * c)
 
 
-def unit_graph(units: list[Unit], input_numel: int) -> OpGraph:
+def unit_graph(units: Sequence[OpsUnit], input_numel: int) -> OpGraph:
     g = OpGraph()
     x = g.input(input_numel)
     for u in units:
@@ -94,12 +101,12 @@ def unit_graph(units: list[Unit], input_numel: int) -> OpGraph:
     return g
 
 
-def peak_memory_bytes(units: list[Unit]) -> int:
+def peak_memory_bytes(units: Sequence[OpsUnit]) -> int:
     """Peak activation bytes of a network given as units (the first must be the stem)."""
     return unit_graph(units, units[0].input_numel()).peak_elements() * BYTES_PER_ELEMENT
 
 
-def unit_peak_bytes(unit: Unit, input_numel: int) -> int:
+def unit_peak_bytes(unit: OpsUnit, input_numel: int) -> int:
     """Peak bytes while one unit runs (its input alive from its first operator): the per-layer
     bound used by the MILP, since the network peak is the maximum over units."""
     return unit_graph([unit], input_numel).peak_elements() * BYTES_PER_ELEMENT

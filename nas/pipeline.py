@@ -26,6 +26,7 @@ import numpy as np
 
 from nas.errors import UserError
 from nas.io import atomic_write_json
+from nas.json_files import read_json_object
 from nas.locks import output_lock
 from nas.runs import STAGES  # re-exported: the stages' home is the run-folder reader
 from nas.spaces import load_space
@@ -44,18 +45,10 @@ def _acc(result: dict[str, float] | None) -> float | None:
 
 
 def _read_json_object(path: Path, what: str) -> dict[str, Any]:
-    """The JSON object in ``path``; a damaged file (truncated, not JSON, not an object) is one
-    :class:`UserError` naming it."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(
-            f"{path}: damaged, not {what} ({exc}); remove it (and redo the run) or use another "
-            "--out folder"
-        ) from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: not {what} (expected a JSON object)")
-    return data
+    """The JSON object in ``path`` (plan.json and stages.json carry no version: a setting added
+    since has its default, see ``_check_plan``); a damaged file is one :class:`UserError`."""
+    return read_json_object(path, what, hint="; remove it (and redo the run) or use another "
+                            "--out folder")
 
 
 Say = Callable[[str], None]
@@ -251,6 +244,16 @@ class RunPaths:
     def report(self) -> Path:
         return self.root / "report.md"
 
+    def folders(self) -> tuple[Path, ...]:
+        """The folders the stages write into (each stage's command makes its own)."""
+        return (self.supernet, self.table.parent, self.predictor, self.search(0).parent,
+                self.export)
+
+    def linked_folder(self) -> Path | None:
+        """The first of :meth:`folders` that is a symbolic link (written through, it would put
+        the run's files outside the run folder), if any."""
+        return next((folder for folder in self.folders() if folder.is_symlink()), None)
+
 
 class Pipeline:
     """Runs the stages of a :class:`RunPlan` in a run folder (see the module docstring)."""
@@ -261,6 +264,10 @@ class Pipeline:
         self.progress = progress
         self.say = say
         self.paths.root.mkdir(parents=True, exist_ok=True)
+        linked = self.paths.linked_folder()
+        if linked is not None:
+            raise UserError(f"{linked} is a symbolic link: a run writes its stages into real "
+                            "folders inside --out; remove the link or choose another --out")
         self._check_plan()
         self.ledger = Ledger.load(self.paths.root / "stages.json")
         self.space = load_space(plan.space)

@@ -26,7 +26,7 @@ from nas.precision import with_suffix
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas.spaces.schema import SearchSpace
+    from nas.spaces.shape import SpaceShape
 
 __all__ = ["HeadUnit", "StemUnit", "TransitionUnit", "Unit", "arch_keys", "arch_unit_precisions",
            "arch_units", "head_unit", "layer_units", "precision_units", "stem_unit",
@@ -166,7 +166,7 @@ class HeadUnit(Unit):
 
 
 def layer_units(
-    space: SearchSpace,
+    space: SpaceShape,
     stage_index: int,
     position: int,
     layer: Layer,
@@ -190,7 +190,7 @@ def layer_units(
     return units
 
 
-def stem_unit(space: SearchSpace, resolution: int) -> StemUnit:
+def stem_unit(space: SpaceShape, resolution: int) -> StemUnit:
     s = space.stem
     return StemUnit(
         c_in=space.in_channels,
@@ -202,7 +202,7 @@ def stem_unit(space: SearchSpace, resolution: int) -> StemUnit:
     )
 
 
-def head_unit(space: SearchSpace, c_in: int, size: int) -> HeadUnit:
+def head_unit(space: SpaceShape, c_in: int, size: int) -> HeadUnit:
     h = space.head
     return HeadUnit(
         c_in=c_in,
@@ -214,7 +214,7 @@ def head_unit(space: SearchSpace, c_in: int, size: int) -> HeadUnit:
     )
 
 
-def precision_units(space: SearchSpace, arch: Architecture) -> list[tuple[Unit, str]]:
+def precision_units(space: SpaceShape, arch: Architecture) -> list[tuple[Unit, str]]:
     """All units of ``arch`` in execution order (stem, layers with transitions, head), each with
     its precision (a transition runs at its layer's)."""
     units: list[tuple[Unit, str]] = [(stem_unit(space, arch.resolution), arch.stem_precision)]
@@ -231,12 +231,12 @@ def precision_units(space: SearchSpace, arch: Architecture) -> list[tuple[Unit, 
     return units
 
 
-def arch_units(space: SearchSpace, arch: Architecture) -> list[Unit]:
+def arch_units(space: SpaceShape, arch: Architecture) -> list[Unit]:
     """All units of ``arch`` in execution order (stem, layers with transitions, head)."""
     return [u for u, _ in precision_units(space, arch)]
 
 
-def arch_unit_precisions(space: SearchSpace, arch: Architecture) -> list[str]:
+def arch_unit_precisions(space: SpaceShape, arch: Architecture) -> list[str]:
     """The precision of each unit of :func:`arch_units`."""
     return [p for _, p in precision_units(space, arch)]
 
@@ -246,6 +246,6 @@ def unit_key(unit: Unit, precision: str) -> str:
     return with_suffix(unit.key, precision)
 
 
-def arch_keys(space: SearchSpace, arch: Architecture) -> list[str]:
+def arch_keys(space: SpaceShape, arch: Architecture) -> list[str]:
     """Latency-table keys of ``arch`` (one per unit, in execution order, at each unit's precision)."""
     return [unit_key(u, p) for u, p in precision_units(space, arch)]

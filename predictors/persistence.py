@@ -35,6 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from nas.errors import IncompatibleFileError
 from nas.io import atomic_write, atomic_write_json
+from nas.json_files import read_versioned_json
 from predictors._base import LearnedState
 from predictors.ensemble import EnsemblePredictor
 from predictors.gbm import GBMPredictor
@@ -234,23 +235,9 @@ def _previous_files(directory: Path) -> set[str]:
 
 def read_card(directory: str | os.PathLike) -> dict:
     """The card of a saved predictor (JSON only; nothing else is read)."""
-    path = Path(directory) / CARD_FILE
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IncompatibleFileError(
-            f"{path} not found; expected a predictor directory written by save_predictor"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IncompatibleFileError(f"{path} is not a readable JSON card: {exc}") from None
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise IncompatibleFileError(f"{path} is not a predictor card (expected format {FORMAT!r})")
-    if card.get("format_version") != FORMAT_VERSION:
-        raise IncompatibleFileError(
-            f"{path} has predictor format version {card.get('format_version')!r}; "
-            f"this package reads version {FORMAT_VERSION}"
-        )
-    return card
+    return read_versioned_json(Path(directory) / CARD_FILE,
+                               "a predictor card (of a directory written by save_predictor)",
+                               format=FORMAT, versions=(FORMAT_VERSION,))
 
 
 def load_predictor(directory: str | os.PathLike, expected_space_hash: str | None = None):

@@ -113,7 +113,7 @@ def test_missing_payload_or_card_is_refused(tmp_path):
     with pytest.raises(IncompatibleFileError, match="missing"):
         load_predictor(directory)
     (directory / CARD_FILE).unlink()
-    with pytest.raises(IncompatibleFileError, match=r"card\.json not found"):
+    with pytest.raises(IncompatibleFileError, match=r"card\.json: missing"):
         load_predictor(directory)
     with pytest.raises(UserError):  # the CLI prints UserErrors as one line
         load_predictor(tmp_path / "nowhere")

@@ -254,3 +254,22 @@ def test_cuda_training_on_a_ray_instance_without_gpus_stops_instead_of_waiting(l
     config = TrainConfig(space="hybrid-tiny", device="cuda")
     with pytest.raises(UserError, match=r"needs 1 GPU\(s\), but the Ray instance has 0"):
         train_distributed(config, tmp_path / "run", workers=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver in a child process (map_tasks' default when Ray is not initialised here)
+
+
+def test_isolated_driver_hands_back_results_and_the_task_s_own_error(tmp_path):
+    seen: list[int] = []
+
+    def fn(x: int, *, bad: int) -> int:
+        if x == bad:
+            raise ValueError(f"bad item {x}")
+        return x * 2
+
+    with pytest.raises(ValueError, match="bad item 3") as info:
+        map_tasks(fn, range(4), shared={"bad": 3}, num_cpus=1, progress=False, isolate=True,
+                  on_result=lambda i, _: seen.append(i))
+    assert any("item 3" in note for note in info.value.__notes__)
+    assert set(seen) <= {0, 1, 2}

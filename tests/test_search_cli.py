@@ -168,6 +168,12 @@ def test_resumed_search_equals_the_uninterrupted_one(algo, inputs, tmp_path):
     cons = ["flops<=1.2M"]
     assert search(tmp_path / "a", *kw, budget=37, algo=algo, constraints=cons,
                   objectives=("max:accuracy", "min:flops")) == 0
+    if algo == "evolution":  # a state.json as version 1 wrote it resumes the same
+        state_file = tmp_path / "a" / "state.json"
+        state = json.loads(state_file.read_text())
+        assert (state.pop("format"), state.pop("format_version")) == ("nas.search.state", 2)
+        state.pop("problem")
+        state_file.write_text(json.dumps({"format": "nas.search.run-state/1", **state}))
     assert search(tmp_path / "a", *kw, "--resume", budget=90, algo=algo, constraints=cons,
                   objectives=("max:accuracy", "min:flops")) == 0
     assert search(tmp_path / "b", *kw, budget=90, algo=algo, constraints=cons,

@@ -31,6 +31,7 @@ from nas.search import (
     save_state,
 )
 from nas.search.operators import mutate
+from nas.search.state import problem_fingerprint, read_state
 from nas.search.surrogate import BayesianLinear
 
 # the toy problem of the shipped conformance suite: 7 genes with inactive ones, 1,884 networks
@@ -88,6 +89,37 @@ def test_resume_equals_uninterrupted(name: str, multi: bool, tmp_path) -> None:
     rest = resumed.run(130)
     np.testing.assert_array_equal(rest.genes, full.genes)
     np.testing.assert_array_equal(rest.constraints, full.constraints)
+
+
+def test_a_version_1_state_file_resumes_as_the_current_one(tmp_path) -> None:
+    """save_state's version-1 layout (the format tag carried the version; the searcher's state
+    under "state"), written from the current searcher, loads and resumes identically."""
+    problem = ToyProblem(constraints=("params<=18000",))
+    full = NSGA2(problem, seed=5).run(90)
+    first = NSGA2(problem, seed=5)
+    first.run(41)
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps({"format": "nas.search.state/1",
+                                "problem": problem_fingerprint(problem),
+                                "state": first.state_dict()}))
+    rest = load_state(NSGA2(problem, seed=0), path).run(90)
+    np.testing.assert_array_equal(rest.genes, full.genes)
+    current = json.loads(save_state(first, tmp_path / "v2.json").read_text())
+    assert (current["format"], current["format_version"]) == ("nas.search.state", 2)
+    assert read_state(path)["searcher"] == read_state(tmp_path / "v2.json")["searcher"]
+
+
+@pytest.mark.parametrize("version", [3, 0, "2", None, "missing"])
+def test_a_state_file_of_an_unknown_version_is_refused(tmp_path, version) -> None:
+    problem = ToyProblem()
+    path = save_state(RandomSearch(problem, seed=0), tmp_path / "s.json")
+    state = json.loads(path.read_text())
+    state["format_version"] = version
+    if version == "missing":
+        del state["format_version"]
+    path.write_text(json.dumps(state))
+    with pytest.raises(IncompatibleFileError, match="format version"):
+        load_state(RandomSearch(problem, seed=0), path)
 
 
 @pytest.mark.parametrize("name", sorted(SINGLE) + sorted(OPTUNA))

@@ -34,7 +34,8 @@ SUITE: dict[str, tuple[str, ...]] = {
     "symbolic links planted in an output": ("tests/faults/test_planted_symlinks.py",),
     "every numeric option of every subcommand": ("tests/test_cli_option_walk.py",),
     "hostile-file corpus": ("tests/test_hostile_corpus.py",),
-    "worker processes killed (process pool, local Ray)": ("tests/faults/test_worker_deaths.py",),
+    "worker processes killed (process pool, local Ray)": ("tests/faults/test_worker_deaths.py",
+                                                           "tests/faults/test_ray_driver.py"),
     "earlier fault tests (atomic saves, locks, run faults, user errors, enormous spaces, "
     "checkpoints, hostile inputs)": (
         "tests/test_atomic_saves.py", "tests/test_locks.py", "tests/test_run_faults.py",
@@ -81,6 +82,13 @@ FOUND: tuple[tuple[str, str, str], ...] = (
      "the append followed the link and wrote into its target",
      "appends open with O_NOFOLLOW (refused in one line); the search front folder refuses a "
      "link; atomic writes already replace a linked file"),
+    ("nas run with a stage folder (supernet/, export/, ...) replaced by a link out of --out",
+     "the stages wrote the run's files into the link's target",
+     "nas run refuses a linked stage folder in one line before any work"),
+    ("nas sample --ray-address local while Ray's raylet or a Ray worker is killed",
+     "Ray's C++ core ended the whole command with exit code 1 and its own log (below Python)",
+     "Ray's driver runs in a child process; a new driver takes the unfinished tasks (twice at "
+     "most), then one line (exit 2); the rows written stay"),
 )
 
 

@@ -201,6 +201,8 @@ def map_tasks(
     desc: str = "tasks",
     task_num_cpus: float = 1.0,
     resources: Mapping[str, float] | None = None,
+    isolate: bool | None = None,
+    driver_restarts: int = 2,
 ) -> list[R]:
     """``[fn(item, **shared) for item in items]`` as Ray tasks; results in input order.
 
@@ -211,53 +213,194 @@ def map_tasks(
     task completes, in completion order, exactly once per item. If a task fails for good the
     others are cancelled and the error is raised with a note naming the item. ``fn`` must be
     importable or picklable by cloudpickle (lambdas and closures are fine).
+
+    ``isolate`` (default: when Ray is not already initialised in this process) runs Ray's driver
+    in a child process. When a Ray system process dies (the raylet, a worker it was registering),
+    Ray's C++ core can end its driver process outright, below Python; isolated, that ends only the
+    child: the unfinished items go to a fresh driver, at most ``driver_restarts`` times, and then
+    the failure is one :class:`RayFailure` (results already handed to ``on_result`` are kept).
     """
     items = list(items)
     if max_retries < 0:
         raise UserError(f"max_retries={max_retries}: expected >= 0")
-    with ray_session(address, num_cpus=num_cpus):
+    if driver_restarts < 0:
+        raise UserError(f"driver_restarts={driver_restarts}: expected >= 0")
+    if address is not None:
+        address = check_address(address)
+    options = {"address": address, "num_cpus": num_cpus, "max_retries": max_retries,
+               "retry_exceptions": retry_exceptions, "task_num_cpus": task_num_cpus,
+               "resources": dict(resources) if resources else None}
+    if isolate is None:
+        isolate = bool(items) and not _ray().is_initialized()
+    with _progress(len(items), desc, progress) as bar:
+        if isolate:
+            return _map_in_child_driver(fn, items, dict(shared or {}), options, on_result, bar,
+                                        driver_restarts)
+        results: list[Any] = [None] * len(items)
+
+        def collect(i: int, result: Any) -> None:
+            results[i] = result
+            if on_result is not None:
+                on_result(i, result)
+            bar.update(1)
+
+        _map_here(fn, list(enumerate(items)), dict(shared or {}), options, collect)
+        return results
+
+
+def _map_here(fn: Callable[..., Any], indexed: list[tuple[int, Any]], shared: dict[str, Any],
+              options: dict[str, Any], on_result: Callable[[int, Any], None]) -> None:
+    """The Ray driver: ``indexed`` are (index in the caller's list, item) pairs;
+    ``on_result(index, result)`` once per item as it completes."""
+    retry_exceptions = options["retry_exceptions"]
+    done = 0
+    with contextlib.ExitStack() as stack, _ray_failures_as_one_line(lambda: done, len(indexed)):
+        try:
+            stack.enter_context(ray_session(options["address"], num_cpus=options["num_cpus"]))
+        except UserError:
+            raise
+        except Exception as exc:  # e.g. "the current node timed out during startup"
+            raise _RayStartFailure(f"{type(exc).__name__} while starting Ray: {exc}") from exc
         ray = _ray()
         fn_ref = ray.put(fn)
-        shared_refs = {name: ray.put(value) for name, value in (shared or {}).items()}
+        shared_refs = {name: ray.put(value) for name, value in shared.items()}
         remote = ray.remote(_call).options(
-            max_retries=max_retries,
+            max_retries=options["max_retries"],
             retry_exceptions=list(retry_exceptions) if isinstance(retry_exceptions, tuple)
             else retry_exceptions,
-            num_cpus=task_num_cpus,
-            resources=dict(resources) if resources else None,
+            num_cpus=options["task_num_cpus"],
+            resources=options["resources"],
         )
-        refs = [remote.remote(fn_ref, item, **shared_refs) for item in items]
-        index = {ref: i for i, ref in enumerate(refs)}
-        results: list[Any] = [None] * len(refs)
+        refs = {remote.remote(fn_ref, item, **shared_refs): (i, item) for i, item in indexed}
         pending = list(refs)
-        done = 0
-        with _progress(len(refs), desc, progress) as bar, _ray_failures_as_one_line(
-                lambda: done, len(refs)):
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                if pending:  # also collect whatever else is already finished
-                    more, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
-                    ready += more
-                for ref in ready:
-                    i = index[ref]
-                    try:
-                        results[i] = ray.get(ref)
-                    except Exception as exc:
-                        for other in pending:
-                            ray.cancel(other)
-                        _annotate(exc, i, items[i], max_retries)
-                        raise
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            if pending:  # also collect whatever else is already finished
+                more, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
+                ready += more
+            for ref in ready:
+                i, item = refs[ref]
+                try:
+                    result = ray.get(ref)
+                except Exception as exc:
+                    for other in pending:
+                        ray.cancel(other)
+                    _annotate(exc, i, item, options["max_retries"])
+                    raise
+                on_result(i, result)
+                done += 1
+
+
+def _map_in_child_driver(fn: Callable[..., Any], items: list[Any], shared: dict[str, Any],
+                         options: dict[str, Any], on_result: Callable[[int, Any], None] | None,
+                         bar: Any, driver_restarts: int) -> list[Any]:
+    """:func:`_map_here` in a spawned child process, restarted on the unfinished items when it
+    dies or Ray fails; results come back over a pipe, ``on_result`` runs here."""
+    import multiprocessing
+
+    import cloudpickle
+
+    ctx = multiprocessing.get_context("spawn")
+    results: list[Any] = [None] * len(items)
+    todo = dict(enumerate(items))
+    starts = 0
+    while todo:
+        starts += 1
+        receive, send = ctx.Pipe(duplex=False)
+        payload = cloudpickle.dumps((fn, sorted(todo.items()), shared, options))
+        child = ctx.Process(target=_child_driver, args=(send, payload, os.getpid()),
+                            name="nas-ray-driver")
+        child.start()
+        send.close()
+        failure = None
+        finished = False  # the child ended or is ending by itself
+        try:
+            while True:
+                try:
+                    message = receive.recv()
+                except EOFError:  # the child ended without a word: Ray's C++ core ended it
+                    finished = True
+                    break
+                kind, body = message
+                if kind == "result":
+                    i, result = body[0], cloudpickle.loads(body[1])
+                    results[i] = result
+                    todo.pop(i, None)
                     if on_result is not None:
-                        on_result(i, results[i])
-                    done += 1
+                        on_result(i, result)
                     bar.update(1)
-        return results
+                elif kind == "ray_failure":
+                    failure, finished = body, True
+                elif kind == "raise":
+                    finished = True
+                    error = cloudpickle.loads(body[0])
+                    for note in body[1]:  # Ray's task errors do not pickle their notes
+                        if note not in getattr(error, "__notes__", []):
+                            error.add_note(note)
+                    raise error
+                elif kind == "done":
+                    finished = True
+                    break
+        finally:  # an error here (on_result's, an interrupt) stops the child's work at once
+            child.join(timeout=30 if finished else 0)
+            if child.is_alive():
+                child.kill()
+                child.join()
+            receive.close()
+        if not todo:
+            break
+        failure = failure or f"Ray's driver process ended with exit code {child.exitcode}"
+        if starts > driver_restarts:
+            raise RayFailure(_ray_failure_text(failure, len(items) - len(todo), len(items)))
+        log.warning("%s; a new Ray driver takes the %d unfinished tasks (restart %d of %d)",
+                    failure, len(todo), starts, driver_restarts)
+    return results
+
+
+def _child_driver(send: Any, payload: bytes, parent_pid: int) -> None:
+    """The child process of :func:`_map_in_child_driver`: runs the tasks, sends each result,
+    then ``done``; Ray's failure as its description, any other exception pickled."""
+    import cloudpickle
+
+    die_with_parent(parent_pid)
+    fn, indexed, shared, options = cloudpickle.loads(payload)
+    try:
+        _map_here(fn, indexed, shared, options,
+                  lambda i, result: send.send(("result", (i, cloudpickle.dumps(result)))))
+    except RayFailure as exc:
+        send.send(("ray_failure", exc.cause))
+    except BaseException as exc:
+        try:
+            body = cloudpickle.dumps(exc)
+        except Exception:  # an exception that cannot travel: its text does
+            body = cloudpickle.dumps(TaskFailedError(f"{type(exc).__name__}: {exc}"))
+        send.send(("raise", (body, list(getattr(exc, "__notes__", [])))))
+    else:
+        send.send(("done", None))
+    finally:
+        send.close()
 
 
 class RayFailure(UserError):
     """Ray itself failed (a worker or system process died past its retries, a node was lost, the
     connection dropped): not an error of the task's code. Results handed to ``on_result`` before
-    it are kept, so the same command continues where it stopped."""
+    it are kept, so the same command continues where it stopped. ``cause``: what failed."""
+
+    def __init__(self, message: str, cause: str = "") -> None:
+        super().__init__(message)
+        self.cause = cause or message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.cause))
+
+
+class _RayStartFailure(RuntimeError):
+    """``ray.init`` failed for a reason of Ray's own (not a bad address or option)."""
+
+
+def _ray_failure_text(cause: str, finished: int, total: int) -> str:
+    return (f"Ray failed ({cause}) after {finished} of {total} tasks; their results are kept: "
+            "run the same command again to continue")
 
 
 @contextlib.contextmanager
@@ -267,14 +410,12 @@ def _ray_failures_as_one_line(finished: Callable[[], int], total: int) -> Iterat
         yield
     except ray.exceptions.RayTaskError:
         raise  # the task's own exception: the caller's to report
-    except (ray.exceptions.RayError, ConnectionError) as exc:
+    except (ray.exceptions.RayError, ConnectionError, _RayStartFailure) as exc:
         notes = "; ".join(getattr(exc, "__notes__", []))
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise RayFailure(
-            f"Ray failed ({type(exc).__name__}: {first}{'; ' + notes if notes else ''}) after "
-            f"{finished()} of {total} tasks; their results are kept: run the same command again "
-            "to continue"
-        ) from exc
+        kind = "" if isinstance(exc, _RayStartFailure) else f"{type(exc).__name__}: "
+        cause = f"{kind}{first}{'; ' + notes if notes else ''}"
+        raise RayFailure(_ray_failure_text(cause, finished(), total), cause) from exc
 
 
 def map_local(

@@ -228,10 +228,11 @@ def _snippets(data: Mapping[str, Any]) -> list[str]:
 
 def _files(out_dir: Path, given: Any) -> dict[str, dict[str, Any]]:
     if given is None:
-        manifest = out_dir / "manifest.json"
-        if not manifest.is_file():
+        if not (out_dir / "manifest.json").is_file():
             return {}
-        listed = json.loads(manifest.read_text())["files"]
+        listed = _read_manifest(out_dir).get("files")
+        if not isinstance(listed, Mapping):
+            raise UserError(f"{out_dir / 'manifest.json'}: no 'files' listing")
         given = {kind: entry["path"] for kind, entry in listed.items()}
         given["manifest"] = "manifest.json"
     if not isinstance(given, Mapping):
@@ -250,8 +251,14 @@ def _files(out_dir: Path, given: Any) -> dict[str, dict[str, Any]]:
 
 
 def _read_manifest(out_dir: Path) -> dict[str, Any]:
+    """The export's ``manifest.json`` ({} when there is none)."""
+    from nas.json_files import read_versioned_json
+
     manifest = out_dir / "manifest.json"
-    return json.loads(manifest.read_text()) if manifest.is_file() else {}
+    if not manifest.is_file():
+        return {}
+    return read_versioned_json(manifest, "an export manifest written by nas export", format=None,
+                               version_key="manifest_version", versions=(1,))
 
 
 def _clean(value: Any, where: str) -> Any:

@@ -24,6 +24,7 @@ from typing import IO, Any
 from nas.arch import Architecture
 from nas.errors import IncompatibleFileError, SpaceError, UserError
 from nas.io import atomic_write_json, open_for_append
+from nas.json_files import read_versioned_json
 from nas.spaces import SearchSpace, space_from_dict
 
 FORMAT = "nas-samples"
@@ -68,17 +69,8 @@ def read_sidecar(csv_path: str | os.PathLike) -> dict[str, Any]:
             f"{path}: missing; a samples CSV needs the JSON sidecar 'nas sample' writes beside it "
             "(it names the space and the supernet the rows were measured on)"
         )
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IncompatibleFileError(f"{path}: not readable JSON: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise IncompatibleFileError(f"{path}: not a 'nas sample' sidecar (no format tag {FORMAT!r})")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise IncompatibleFileError(
-            f"{path}: samples format {meta['format_version']}; this nas reads {FORMAT_VERSION}"
-        )
-    return meta
+    return read_versioned_json(path, "a 'nas sample' sidecar", format=FORMAT,
+                               versions=range(1, FORMAT_VERSION + 1))
 
 
 def space_of(meta: Mapping[str, Any], where: str = "samples sidecar") -> SearchSpace:

@@ -18,8 +18,8 @@ from nas.search.constraints import Objective
 from nas.search.drive import Clock
 from nas.search.feasibility import FeasibilityReport
 from nas.search.job import SearchJob
-from nas.search.run_state import STATE_FILE, write_state
 from nas.search.space_problem import ACCURACY_METRICS, DEEPMAD, MeasuredAccuracy, SpaceProblem
+from nas.search.state import STATE_FILE, write_state
 from nas.spaces import SearchSpace, load_space
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class SearchRun:
 
     def save_state(self, payload: Mapping[str, Any]) -> None:
         if self.state_path is not None:
-            write_state(self.state_path, self.settings, payload)
+            write_state(self.state_path, self.problem, self.settings, payload)
 
     @property
     def study_name(self) -> str:

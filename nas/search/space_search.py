@@ -45,7 +45,7 @@ from nas.search.feasibility import ensure_feasible
 from nas.search.finish import SearchOutcome, finish
 from nas.search.job import SearchJob
 from nas.search.run_setup import model_warnings, prepare
-from nas.search.run_state import read_state
+from nas.search.state import read_run_state
 from nas.spaces import SearchSpace
 
 __all__ = ["SearchJob", "SearchOutcome", "emitted_front", "run_job", "run_search"]
@@ -62,7 +62,7 @@ def run_job(job: SearchJob) -> SearchOutcome:
     run.info["feasibility_s"] = time.perf_counter() - t
     run.info["warnings"] = model_warnings(run.problem)
     if job.resume and run.state_path is not None and run.state_path.exists():
-        run.state = read_state(run.state_path, run.settings)
+        run.state = read_run_state(run.state_path, run.settings)
     result = run_solver(run) if job.spec.solver else run_ask_tell(run)
     return finish(run, result, t_total)
 

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 from nas.blocks.base import conv_out
 
 if TYPE_CHECKING:
-    from nas.spaces.schema import SearchSpace
+    from nas.spaces.shape import SpaceShape
 
 __all__ = ["conv_out", "stage_input_sizes"]
 
 
-def stage_input_sizes(space: SearchSpace, resolution: int) -> list[int]:
+def stage_input_sizes(space: SpaceShape, resolution: int) -> list[int]:
     """Spatial input size of each stage at a given resolution (after the stem), then the head's."""
     size = conv_out(resolution, space.stem.stride)
     sizes = []

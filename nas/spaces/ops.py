@@ -1,4 +1,4 @@
-"""Operations on a space: enumerate choices, sample, mutate, cross over, count, validate, hash.
+"""Operations on a space: enumerate choices, sample, mutate, cross over, count, validate.
 
 All randomness comes from a passed ``numpy.random.Generator``. A genome is a fixed-length int vector
 ``[resolution, (width, depth, slot_0 .. slot_{D-1}) per stage]`` of choice indices; slots beyond the
@@ -10,11 +10,8 @@ fp32-only space) is unchanged; a slot's precision is active when the slot is.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
-from dataclasses import asdict
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -23,12 +20,12 @@ import numpy as np
 from nas.arch import Architecture, Layer, Stage, make_layer
 from nas.errors import SpaceError
 
-if TYPE_CHECKING:  # the space's methods call this module: no import back at run time
-    from nas.spaces.schema import SearchSpace, StageSpec
+if TYPE_CHECKING:  # the schema's methods call this module: typed against its shape, no import back
+    from nas.spaces.shape import SpaceShape, StageShape
 
 
 @lru_cache(maxsize=256)
-def stage_layer_choices(stage: StageSpec) -> tuple[Layer, ...]:
+def stage_layer_choices(stage: StageShape) -> tuple[Layer, ...]:
     """Every layer value a slot of ``stage`` can take, in canonical order (kind, then options)."""
     out: list[Layer] = []
     for block in stage.blocks:
@@ -39,19 +36,19 @@ def stage_layer_choices(stage: StageSpec) -> tuple[Layer, ...]:
     return tuple(out)
 
 
-def _kind_groups(stage: StageSpec) -> list[list[int]]:
+def _kind_groups(stage: StageShape) -> list[list[int]]:
     choices = stage_layer_choices(stage)
     return [[i for i, c in enumerate(choices) if c.kind == b.kind] for b in stage.blocks]
 
 
-def _sample_layer(stage: StageSpec, rng: np.random.Generator) -> Layer:
+def _sample_layer(stage: StageShape, rng: np.random.Generator) -> Layer:
     """Uniform over kinds, then uniform over that kind's options."""
     groups = _kind_groups(stage)
     group = groups[int(rng.integers(len(groups)))]
     return stage_layer_choices(stage)[group[int(rng.integers(len(group)))]]
 
 
-def sample(space: SearchSpace, rng: np.random.Generator) -> Architecture:
+def sample(space: SpaceShape, rng: np.random.Generator) -> Architecture:
     """A random architecture: uniform resolution, width, depth; per layer a uniform kind then options;
     then, where the space has precision genes, a uniform precision per gene (drawn after the
     architecture, so an fp32-only space draws exactly what it drew before precision genes)."""
@@ -72,7 +69,7 @@ def sample(space: SearchSpace, rng: np.random.Generator) -> Architecture:
 
 
 # ----- genome -----
-def cardinalities(space: SearchSpace) -> np.ndarray:
+def cardinalities(space: SpaceShape) -> np.ndarray:
     """Number of choices of each genome position."""
     card = [len(space.resolutions)]
     for stage in space.stages:
@@ -83,19 +80,19 @@ def cardinalities(space: SearchSpace) -> np.ndarray:
     return np.array(card, dtype=np.int64)
 
 
-def n_precision_genes(space: SearchSpace) -> int:
+def n_precision_genes(space: SpaceShape) -> int:
     """Precision positions of the genome: stem, every slot of every stage, head (0 without them)."""
     if not space.searches_precision:
         return 0
     return 2 + sum(stage.max_depth for stage in space.stages)
 
 
-def precision_offset(space: SearchSpace) -> int:
+def precision_offset(space: SpaceShape) -> int:
     """Index of the stem's precision gene (the first after the architecture genes)."""
     return 1 + sum(2 + stage.max_depth for stage in space.stages)
 
 
-def encode(space: SearchSpace, arch: Architecture) -> np.ndarray:
+def encode(space: SpaceShape, arch: Architecture) -> np.ndarray:
     """Architecture -> genome (inactive slots are 0)."""
     validate(space, arch)
     genes = [space.resolutions.index(arch.resolution)]
@@ -114,7 +111,7 @@ def encode(space: SearchSpace, arch: Architecture) -> np.ndarray:
     return np.array(genes, dtype=np.int64)
 
 
-def decode(space: SearchSpace, genes: np.ndarray) -> Architecture:
+def decode(space: SpaceShape, genes: np.ndarray) -> Architecture:
     """Genome -> architecture (inactive slots ignored)."""
     genes = np.asarray(genes)
     card = cardinalities(space)
@@ -142,7 +139,7 @@ def decode(space: SearchSpace, genes: np.ndarray) -> Architecture:
     return arch
 
 
-def active_mask(space: SearchSpace, genes: np.ndarray) -> np.ndarray:
+def active_mask(space: SpaceShape, genes: np.ndarray) -> np.ndarray:
     """Boolean mask (n, g) of genome positions that matter (slots within the chosen depth)."""
     genes = np.atleast_2d(genes)
     mask = np.ones_like(genes, dtype=bool)
@@ -162,14 +159,14 @@ def active_mask(space: SearchSpace, genes: np.ndarray) -> np.ndarray:
     return mask
 
 
-def canonical(space: SearchSpace, genes: np.ndarray) -> np.ndarray:
+def canonical(space: SpaceShape, genes: np.ndarray) -> np.ndarray:
     """Zero the inactive slots so that equal architectures have equal genomes."""
     genes = np.atleast_2d(np.asarray(genes))
     return np.where(active_mask(space, genes), genes, 0)
 
 
 def mutate(
-    space: SearchSpace, arch: Architecture, rng: np.random.Generator, prob: float = 0.1
+    space: SpaceShape, arch: Architecture, rng: np.random.Generator, prob: float = 0.1
 ) -> Architecture:
     """Resample each genome position with probability ``prob``; at least one active position changes."""
     genes = encode(space, arch)
@@ -188,7 +185,7 @@ def mutate(
 
 
 def crossover(
-    space: SearchSpace, a: Architecture, b: Architecture, rng: np.random.Generator
+    space: SpaceShape, a: Architecture, b: Architecture, rng: np.random.Generator
 ) -> Architecture:
     """Uniform crossover of the two genomes (inactive slots of a parent are filled at random)."""
     card = cardinalities(space)
@@ -201,7 +198,7 @@ def crossover(
 
 
 # ----- checks and counts -----
-def validate(space: SearchSpace, arch: Architecture) -> None:
+def validate(space: SpaceShape, arch: Architecture) -> None:
     """Raise SpaceError naming the first part of ``arch`` outside ``space``."""
     if not isinstance(arch, Architecture):
         raise SpaceError(f"expected an Architecture, got {type(arch).__name__}")
@@ -246,7 +243,7 @@ def validate(space: SearchSpace, arch: Architecture) -> None:
                     )
 
 
-def contains(space: SearchSpace, arch: Architecture) -> bool:
+def contains(space: SpaceShape, arch: Architecture) -> bool:
     try:
         validate(space, arch)
     except SpaceError:
@@ -258,7 +255,7 @@ def contains(space: SearchSpace, arch: Architecture) -> bool:
 EXACT_SIZE_DIGITS = 4000
 
 
-def log10_size(space: SearchSpace) -> float:
+def log10_size(space: SpaceShape) -> float:
     """log10 of the number of distinct subnets, in float arithmetic: time polynomial in the
     number of listed choices whatever the depths (a depth of 10**30 costs one multiplication)."""
     n_prec = len(space.precisions)
@@ -273,7 +270,7 @@ def log10_size(space: SearchSpace) -> float:
     return total
 
 
-def size(space: SearchSpace) -> int | float:
+def size(space: SpaceShape) -> int | float:
     """Exact number of distinct subnets; ``math.inf`` when it has more than
     :data:`EXACT_SIZE_DIGITS` digits (it would take long to compute and cannot be printed in
     decimal; :func:`log10_size` and :func:`format_size` still describe it)."""
@@ -287,7 +284,7 @@ def size(space: SearchSpace) -> int | float:
     return total
 
 
-def format_size(space: SearchSpace, *, exact: bool = True) -> str:
+def format_size(space: SpaceShape, *, exact: bool = True) -> str:
     """The subnet count for people: exact with thousands separators up to 10**15 (when
     ``exact``), else in scientific notation computed from :func:`log10_size` (never a huge int to
     decimal); beyond 10**(10**15) as ``10^<exponent>``."""
@@ -303,7 +300,7 @@ def format_size(space: SearchSpace, *, exact: bool = True) -> str:
     return f"{mantissa:.3f}e{whole:+03d}"
 
 
-def _extreme(space: SearchSpace, pick: str) -> Architecture:
+def _extreme(space: SpaceShape, pick: str) -> Architecture:
     """The max- or min-MACs architecture: extreme resolution, width and depth, per slot the layer
     choice with the extreme MACs at the stage's extreme width."""
     from nas.costs import layer_macs
@@ -330,21 +327,10 @@ def _extreme(space: SearchSpace, pick: str) -> Architecture:
     return Architecture(resolution=res, stages=tuple(stages))
 
 
-def largest(space: SearchSpace) -> Architecture:
+def largest(space: SpaceShape) -> Architecture:
     return _extreme(space, "max")
 
 
-def smallest(space: SearchSpace) -> Architecture:
+def smallest(space: SpaceShape) -> Architecture:
     return _extreme(space, "min")
 
-
-def space_hash(space: SearchSpace) -> str:
-    """Stable 16-hex-digit hash of everything that shapes the weights and costs (not the name)."""
-    data = asdict(space)
-    data.pop("precisions", None)  # quantization shares the weights and the cells of the space
-    data.pop("source", None)
-    data.pop("description", None)
-    data.pop("name", None)
-    data["kinds"] = [[b.kind for b in s.blocks] for s in space.stages]
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

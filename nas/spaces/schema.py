@@ -6,12 +6,21 @@ is a sorted tuple without duplicates; validation errors name the field and the a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from nas.blocks.base import BlockSpec
 from nas.errors import SpaceError
 from nas.precision import parse_precisions
+from nas.spaces import ops
 from nas.spaces.geometry import conv_out, stage_input_sizes
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from nas.arch import Architecture
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "hswish", "gelu", "silu")
 
@@ -101,52 +110,44 @@ class SearchSpace:
         names = precisions.split(",") if isinstance(precisions, str) else list(precisions)
         return replace(self, precisions=parse_precisions(names, "precisions"))
 
-    # Sampling, mutation, counting and hashing live in nas.spaces.ops to keep this module data-only;
-    # they are re-exported as methods for convenience.
-    def sample(self, rng):
-        from nas.spaces import ops
-
+    # Sampling, mutation and counting live in nas.spaces.ops (typed against nas.spaces.shape, so
+    # it never imports this module back); they are re-exported as methods for convenience.
+    def sample(self, rng: np.random.Generator) -> Architecture:
         return ops.sample(self, rng)
 
-    def mutate(self, arch, rng, prob: float = 0.1):
-        from nas.spaces import ops
-
+    def mutate(self, arch: Architecture, rng: np.random.Generator,
+               prob: float = 0.1) -> Architecture:
         return ops.mutate(self, arch, rng, prob=prob)
 
-    def crossover(self, a, b, rng):
-        from nas.spaces import ops
-
+    def crossover(self, a: Architecture, b: Architecture,
+                  rng: np.random.Generator) -> Architecture:
         return ops.crossover(self, a, b, rng)
 
-    def contains(self, arch) -> bool:
-        from nas.spaces import ops
-
+    def contains(self, arch: Architecture) -> bool:
         return ops.contains(self, arch)
 
-    def validate(self, arch) -> None:
-        from nas.spaces import ops
-
+    def validate(self, arch: Architecture) -> None:
         ops.validate(self, arch)
 
     def size(self) -> int | float:
-        from nas.spaces import ops
-
         return ops.size(self)
 
-    def largest(self):
-        from nas.spaces import ops
-
+    def largest(self) -> Architecture:
         return ops.largest(self)
 
-    def smallest(self):
-        from nas.spaces import ops
-
+    def smallest(self) -> Architecture:
         return ops.smallest(self)
 
     def hash(self) -> str:
-        from nas.spaces import ops
-
-        return ops.space_hash(self)
+        """Stable 16-hex-digit hash of everything that shapes the weights and costs (not the name)."""
+        data = asdict(self)
+        data.pop("precisions", None)  # quantization shares the weights and the cells of the space
+        data.pop("source", None)
+        data.pop("description", None)
+        data.pop("name", None)
+        data["kinds"] = [[b.kind for b in s.blocks] for s in self.stages]
+        text = json.dumps(data, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:  # short; the whole definition is nas.train.rundir.space_to_dict
         stages = " ".join(f"{s.name}[{'/'.join(s.kinds)}]" for s in self.stages)

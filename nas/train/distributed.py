@@ -196,10 +196,12 @@ class DistributedContext:
 
 def read_record(run_dir: str | os.PathLike) -> dict | None:
     """The run's ``distributed.json`` (None for a run trained in one process)."""
-    import json
+    from nas.json_files import read_json_object
 
     path = Path(run_dir) / RECORD_NAME
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    return read_json_object(path, "a distributed-training record written by 'nas train'")
 
 
 # ----- Ray Train ------------------------------------------------------------------------------

@@ -191,21 +191,13 @@ def write_config(paths: RunPaths, record: dict[str, Any]) -> None:
 
 def read_config(run_dir: str | os.PathLike) -> tuple[TrainConfig, dict[str, Any]]:
     """``(TrainConfig, full record)`` from ``<run_dir>/config.json``."""
-    import json
+    from nas.json_files import read_versioned_json
 
     path = RunPaths(Path(run_dir)).config
     if not path.is_file():
         raise UserError(f"{path}: missing; expected a run folder written by 'nas train'")
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IncompatibleFileError(f"{path}: not readable JSON: {exc}") from None
-    if not isinstance(record, dict) or record.get("format") != RUN_FORMAT:
-        raise IncompatibleFileError(f"{path}: not a 'nas train' run config (no format tag)")
-    if record.get("format_version", 0) > RUN_FORMAT_VERSION:
-        raise IncompatibleFileError(
-            f"{path}: run format {record['format_version']}; this nas reads {RUN_FORMAT_VERSION}"
-        )
+    record = read_versioned_json(path, "a 'nas train' run config", format=RUN_FORMAT,
+                                 versions=range(1, RUN_FORMAT_VERSION + 1))
     return TrainConfig.from_dict(record.get("train"), where=str(path)), record
 
 

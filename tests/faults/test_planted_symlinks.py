@@ -112,3 +112,15 @@ def test_fit(tmp_path, capsys):
     targets = plant(out, ["card.json", "model.npz"], outside)
     run_and_check(["fit", "--samples", str(tmp_path / "samples.csv"), "--out", str(out),
                    "--folds", "2"], targets, capsys)
+
+
+@pytest.mark.parametrize("linked", ["supernet/", "latency/", "predictor/", "search/", "export/"])
+def test_nas_run_refuses_a_linked_stage_folder_before_any_work(linked, tmp_path, capsys):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "nasrun"
+    targets = plant(out, [linked], outside)
+    argv = ["run", "--quick", "--epochs", "1", "--n-samples", "4", "--budget", "4",
+            "--latency-device", "cpu", "--no-progress", "--out", str(out)]
+    assert run_and_check(argv, targets, capsys) == 2
+    assert sorted(p.name for p in out.iterdir()) == [linked.strip("/")]  # nothing else written

@@ -1,7 +1,9 @@
 """Processes of a running ``nas sample`` killed from outside: a pool worker (``--workers 2``), a
 Ray worker and Ray's raylet (``--ray-address local``). Killed workers are retried and every subnet
-appears exactly once with the values of an undisturbed run; a dead Ray system process ends the
-command with one line (exit 2), and the same command then completes the file.
+appears exactly once with the values of an undisturbed run. A dead Ray system process can end Ray's
+driver below Python (exit 1 from its C++ core): the driver runs in a child process, so a new one
+takes the unfinished subnets; when restarts run out the command ends with one line (exit 2), and
+the same command then completes the file.
 
 Only descendants of the command's own process are killed (never another user's Ray)."""
 
@@ -43,12 +45,16 @@ def descendants(pid: int) -> list[tuple[int, str]]:
     return found
 
 
-def kill_one_when(parent_of: list[int], match: str, *, after: float, timeout: float = 120
-                  ) -> list[str]:
+def kill_one_when(parent_of: list[int], match: str, *, after: float, timeout: float = 120,
+                  busy_first: bool = False) -> list[str]:
     """In a thread: once the command runs, SIGKILL one descendant whose command line contains
     ``match`` (or, for a match ending in '::', starts with it) after ``after`` seconds of it
-    existing; returns what it killed."""
+    existing (with ``busy_first``: of a Ray worker running a task); returns what it killed."""
     killed: list[str] = []
+
+    def matches(cmd: str, pattern: str) -> bool:
+        return (cmd.startswith(pattern) if pattern.endswith("::") else pattern in cmd) \
+            and "IDLE" not in cmd
 
     def watch() -> None:
         end = time.monotonic() + timeout
@@ -56,9 +62,10 @@ def kill_one_when(parent_of: list[int], match: str, *, after: float, timeout: fl
             time.sleep(0.05)
         seen_at = None
         while time.monotonic() < end and parent_of:
-            hits = [(p, c) for p, c in descendants(parent_of[0])
-                    if (c.startswith(match) if match.endswith("::") else match in c)
-                    and "IDLE" not in c]
+            found = descendants(parent_of[0])
+            hits = [(p, c) for p, c in found if matches(c, match)]
+            if busy_first and not any(matches(c, "ray::") for _, c in found):
+                hits = []
             if hits and seen_at is None:
                 seen_at = time.monotonic()
             if hits and time.monotonic() - seen_at >= after:
@@ -108,18 +115,10 @@ def test_a_killed_pool_worker_is_retried_and_every_subnet_appears_once(reference
     assert samples_by_id(tmp_path / "samples.csv") == expected
 
 
-RAY_EXITS_IN_CPP = pytest.mark.xfail(
-    reason="known gap: when a Ray worker or the raylet dies, Ray's C++ core worker in the driver "
-    "can end the process with exit code 1 ('Failed to register worker to Raylet'), below Python, "
-    "so nas cannot turn it into one line; rows already written stay intact (the rerun checks)",
-    strict=False)
-
-
 def ray_argv(run: Path, out: Path) -> list[str]:
     return [*sample_argv(run, out, workers=2), "--ray-address", "local"]
 
 
-@RAY_EXITS_IN_CPP
 def test_a_killed_ray_worker_is_retried_and_every_subnet_appears_once(reference, tmp_path,
                                                                      monkeypatch):
     run, expected = reference
@@ -128,20 +127,22 @@ def test_a_killed_ray_worker_is_retried_and_every_subnet_appears_once(reference,
     outcome = run_nas(ray_argv(run, tmp_path), tmp_path / "log", grace=15)
     assert killed, "no Ray worker was seen"
     assert outcome.code == 0 and "Traceback" not in outcome.stderr, outcome.stderr[-2000:]
+    assert outcome.survivors == 0
     assert samples_by_id(tmp_path / "samples.csv") == expected
 
 
-@RAY_EXITS_IN_CPP
-def test_a_dying_raylet_is_one_line_and_the_rerun_completes(reference, tmp_path, monkeypatch):
+def test_a_dying_raylet_is_survived_or_one_line_and_the_rerun_completes(reference, tmp_path,
+                                                                          monkeypatch):
     run, expected = reference
     pids = pid_recorder(monkeypatch)
-    killed = kill_one_when(pids, "raylet", after=8.0)
+    killed = kill_one_when(pids, "raylet", after=0.5, busy_first=True)
     outcome = run_nas(ray_argv(run, tmp_path), tmp_path / "log", grace=15)
     assert killed, "no raylet was seen"
     lines = [line for line in outcome.stderr.splitlines() if ": error: " in line]
     if outcome.code != 0:  # it may have finished before the raylet died
         assert outcome.code == 2 and len(lines) == 1, outcome.stderr[-3000:]
         assert "Traceback" not in outcome.stderr, outcome.stderr[-3000:]
+    assert outcome.survivors == 0
     pids.clear()
     finish(sample_argv(run, tmp_path), tmp_path / "rerun")
     assert samples_by_id(tmp_path / "samples.csv") == expected

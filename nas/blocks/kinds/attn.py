@@ -14,18 +14,16 @@ from torch import nn
 
 from nas.blocks.base import (
     NUMBER,
-    BlockKind,
     BlockSpec,
     LayerValue,
-    TokenUnit,
     choices,
     fmt_number,
     half_log,
-    mlp_params,
     ratio_hidden,
     register_block,
     scalar,
 )
+from nas.blocks.token_mixer import ElasticChannelMLP, TokenMixerKind, TokenMixerUnit
 from nas.memory import OpGraph, layer_norm_op, mlp_ops
 from nas.supernet.elastic import ElasticLayerNorm, ElasticLinear, copy_, linear_params
 
@@ -52,7 +50,7 @@ class AttnLayer(LayerValue):
 
 
 @dataclass(frozen=True)
-class AttnUnit(TokenUnit):
+class AttnUnit(TokenMixerUnit):
     kind: ClassVar[str] = "attn"
     c: int
     size: int
@@ -73,20 +71,17 @@ class AttnUnit(TokenUnit):
         return (f"attn:c{self.c}:h{self.size}:n{self.heads}:d{self.head_dim}"
                 f":m{fmt_number(self.mlp_ratio)}")
 
-    def macs(self) -> int:
+    def mixer_macs(self) -> int:
         t = self.size * self.size
         qkv = t * self.c * 3 * self.inner
         attention = 2 * t * t * self.inner  # q @ k^T and attn @ v
         proj = t * self.inner * self.c
-        mlp = 2 * t * self.c * self.mlp_hidden
-        return qkv + attention + proj + mlp
+        return qkv + attention + proj
 
-    def params(self) -> int:
-        c, h = self.c, self.mlp_hidden
-        ln = 2 * c
-        qkv = c * 3 * self.inner + 3 * self.inner
-        proj = self.inner * c + c
-        return 2 * ln + qkv + proj + mlp_params(c, h)
+    def mixer_params(self) -> int:
+        qkv = self.c * 3 * self.inner + 3 * self.inner
+        proj = self.inner * self.c + self.c
+        return qkv + proj
 
     def add_ops(self, g: OpGraph, x: int) -> int:
         tokens, c, heads = self.size * self.size, self.c, self.heads
@@ -135,7 +130,7 @@ class AttentionBlock(nn.Module):
         return t.transpose(1, 2).reshape(b, c, h, w)
 
 
-class ElasticAttention(nn.Module):
+class ElasticAttention(ElasticChannelMLP):
     def __init__(
         self, max_c: int, heads: tuple[int, ...], head_dim: int, mlp_ratios: tuple[float, ...]
     ) -> None:
@@ -146,9 +141,7 @@ class ElasticAttention(nn.Module):
         self.norm1 = ElasticLayerNorm(max_c)
         self.qkv = ElasticLinear(max_c, 3 * inner)
         self.proj = ElasticLinear(inner, max_c)
-        self.norm2 = ElasticLayerNorm(max_c)
-        self.fc1 = ElasticLinear(max_c, ratio_hidden(max_c, max(mlp_ratios)))
-        self.fc2 = ElasticLinear(ratio_hidden(max_c, max(mlp_ratios)), max_c)
+        self.add_channel_mlp(max_c, mlp_ratios)
 
     def _qkv_rows(self, heads: int) -> torch.Tensor:
         inner_max, inner = self.max_heads * self.head_dim, heads * self.head_dim
@@ -170,9 +163,7 @@ class ElasticAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, nh, T, hd)
         attn = torch.softmax((q @ k.transpose(-2, -1)) * hd**-0.5, dim=-1)
         o = (attn @ v).transpose(1, 2).reshape(b, h * w, heads * hd)
-        t = t + self.proj(o, c)
-        hidden = ratio_hidden(c, layer.mlp_ratio)
-        t = t + self.fc2(F.gelu(self.fc1(self.norm2(t), hidden)), c)
+        t = self.channel_mlp(t + self.proj(o, c), layer.mlp_ratio)
         return t.transpose(1, 2).reshape(b, c, h, w)
 
     def export(
@@ -182,22 +173,21 @@ class ElasticAttention(nn.Module):
         hidden = ratio_hidden(c, layer.mlp_ratio)
         inner = layer.heads * self.head_dim
         m = AttentionBlock(c, layer.heads, self.head_dim, hidden)
-        m.norm1, m.norm2 = self.norm1.export(c), self.norm2.export(c)
         rows = self._qkv_rows(layer.heads)
         copy_(m.qkv.weight, self.qkv.weight[rows, :c])
         copy_(m.qkv.bias, self.qkv.bias[rows])
         m.proj = self.proj.export(inner, c)
-        m.fc1 = self.fc1.export(c, hidden)
-        m.fc2 = self.fc2.export(hidden, c)
+        self.export_channel_mlp(m, c, layer.mlp_ratio)
         return m
 
 
 @register_block
-class Attn(BlockKind):
+class Attn(TokenMixerKind):
     name = "attn"
     order = 1
     spec = AttnSpec
     layer = AttnLayer
+    branch_outputs = ("proj", "fc2")  # the output projections of both branches
     example: ClassVar[dict[str, Any]] = {"heads": [1, 2], "mlp_ratios": [1, 2], "head_dim": 8}
 
     def unit(self, spec: AttnSpec, layer: AttnLayer, *, c_in: int, c_out: int, size: int,
@@ -208,14 +198,6 @@ class Attn(BlockKind):
     def elastic(self, spec: AttnSpec, *, c_in: int, max_out: int, act: str) -> ElasticAttention:
         return ElasticAttention(max_out, spec.heads, spec.head_dim, spec.mlp_ratios)
 
-    def zero_init_(self, block: ElasticAttention, first: bool) -> int:
-        for layer in (block.proj, block.fc2):  # the output projections of both branches
-            layer.weight.zero_()
-            layer.bias.zero_()
-        return 2
-
-    def elastic_params(self, spec: AttnSpec, *, c_in: int, max_out: int) -> int:
+    def mixer_elastic_params(self, spec: AttnSpec, max_out: int) -> int:
         inner = max(spec.heads) * spec.head_dim
-        mlp = ratio_hidden(max_out, max(spec.mlp_ratios))
-        return (4 * max_out + linear_params(max_out, 3 * inner) + linear_params(inner, max_out)
-                + linear_params(max_out, mlp) + linear_params(mlp, max_out))
+        return linear_params(max_out, 3 * inner) + linear_params(inner, max_out)

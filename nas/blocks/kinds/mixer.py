@@ -16,10 +16,8 @@ from torch import nn
 
 from nas.blocks.base import (
     NUMBER,
-    BlockKind,
     BlockSpec,
     LayerValue,
-    TokenUnit,
     choices,
     fmt_number,
     half_log,
@@ -28,6 +26,7 @@ from nas.blocks.base import (
     register_block,
     scalar,
 )
+from nas.blocks.token_mixer import ElasticChannelMLP, TokenMixerKind, TokenMixerUnit
 from nas.memory import OpGraph, layer_norm_op, mlp_ops
 from nas.supernet.elastic import ElasticLayerNorm, ElasticLinear, linear_params
 
@@ -58,7 +57,7 @@ class MixerLayer(LayerValue):
 
 
 @dataclass(frozen=True)
-class MixerUnit(TokenUnit):
+class MixerUnit(TokenMixerUnit):
     kind: ClassVar[str] = "mixer"
     c: int
     size: int
@@ -75,7 +74,7 @@ class MixerUnit(TokenUnit):
         return token_hidden(self.window, self.token_ratio)
 
     @property
-    def channel_hidden(self) -> int:
+    def mlp_hidden(self) -> int:  # the channel MLP's
         return ratio_hidden(self.c, self.channel_ratio)
 
     @property
@@ -85,17 +84,12 @@ class MixerUnit(TokenUnit):
             f":m{fmt_number(self.channel_ratio)}"
         )
 
-    def macs(self) -> int:
+    def mixer_macs(self) -> int:  # the token MLP in every window
         windows = (self.padded // self.window) ** 2
-        tokens = self.window * self.window
-        token_mlp = 2 * windows * self.c * tokens * self.token_hidden
-        channel_mlp = 2 * self.size * self.size * self.c * self.channel_hidden
-        return token_mlp + channel_mlp
+        return 2 * windows * self.c * self.window * self.window * self.token_hidden
 
-    def params(self) -> int:
-        tokens = self.window * self.window
-        th, ch, c = self.token_hidden, self.channel_hidden, self.c
-        return 2 * (2 * c) + mlp_params(tokens, th) + mlp_params(c, ch)
+    def mixer_params(self) -> int:
+        return mlp_params(self.window * self.window, self.token_hidden)
 
     def add_ops(self, g: OpGraph, x: int) -> int:
         tokens, c, p2 = self.size * self.size, self.c, self.padded * self.padded
@@ -108,13 +102,13 @@ class MixerUnit(TokenUnit):
         z = g.op([g.op([g.op([z], windows * c * th)], windows * c * th)], p2 * c)  # token MLP
         z = g.op([z], p2 * c)  # window merge (copy)
         t = g.op([x, z], tokens * c)  # residual add (of the cropped view)
-        return mlp_ops(g, t, tokens, c, self.channel_hidden)
+        return mlp_ops(g, t, tokens, c, self.mlp_hidden)
 
     def entropy(self) -> float:
-        return half_log(self.window * self.window, self.token_hidden, self.c, self.channel_hidden)
+        return half_log(self.window * self.window, self.token_hidden, self.c, self.mlp_hidden)
 
     def module(self) -> nn.Module:
-        return MixerBlock(self.c, self.window, self.token_hidden, self.channel_hidden)
+        return MixerBlock(self.c, self.window, self.token_hidden, self.mlp_hidden)
 
 
 def mix_tokens(
@@ -158,7 +152,7 @@ class MixerBlock(nn.Module):
         return t.permute(0, 3, 1, 2)
 
 
-class ElasticMixer(nn.Module):
+class ElasticMixer(ElasticChannelMLP):
     def __init__(
         self, max_c: int, window: int, token_ratios: tuple[float, ...],
         channel_ratios: tuple[float, ...],
@@ -170,14 +164,11 @@ class ElasticMixer(nn.Module):
         self.norm1 = ElasticLayerNorm(max_c)
         self.token_fc1 = ElasticLinear(tokens, self.max_token_hidden)
         self.token_fc2 = ElasticLinear(self.max_token_hidden, tokens)
-        self.norm2 = ElasticLayerNorm(max_c)
-        self.fc1 = ElasticLinear(max_c, ratio_hidden(max_c, max(channel_ratios)))
-        self.fc2 = ElasticLinear(ratio_hidden(max_c, max(channel_ratios)), max_c)
+        self.add_channel_mlp(max_c, channel_ratios)
 
     def forward(
         self, x: torch.Tensor, layer: MixerLayer, c_out: int, stride: int, first: bool
     ) -> torch.Tensor:
-        c = x.shape[1]
         tokens = self.window * self.window
         th = token_hidden(self.window, layer.token_ratio)
         t = x.permute(0, 2, 3, 1)  # (B, H, W, C)
@@ -186,10 +177,7 @@ class ElasticMixer(nn.Module):
             self.window,
             lambda z: self.token_fc2(F.gelu(self.token_fc1(z, th)), tokens),
         )
-        t = t + y
-        hidden = ratio_hidden(c, layer.channel_ratio)
-        t = t + self.fc2(F.gelu(self.fc1(self.norm2(t), hidden)), c)
-        return t.permute(0, 3, 1, 2)
+        return self.channel_mlp(t + y, layer.channel_ratio).permute(0, 3, 1, 2)
 
     def export(
         self, layer: MixerLayer, c_in: int, c_out: int, stride: int, first: bool
@@ -199,20 +187,20 @@ class ElasticMixer(nn.Module):
         th = token_hidden(self.window, layer.token_ratio)
         hidden = ratio_hidden(c, layer.channel_ratio)
         m = MixerBlock(c, self.window, th, hidden)
-        m.norm1, m.norm2 = self.norm1.export(c), self.norm2.export(c)
         m.token_fc1 = self.token_fc1.export(tokens, th)
         m.token_fc2 = self.token_fc2.export(th, tokens)
-        m.fc1 = self.fc1.export(c, hidden)
-        m.fc2 = self.fc2.export(hidden, c)
+        self.export_channel_mlp(m, c, layer.channel_ratio)
         return m
 
 
 @register_block
-class Mixer(BlockKind):
+class Mixer(TokenMixerKind):
     name = "mixer"
     order = 2
     spec = MixerSpec
     layer = MixerLayer
+    branch_outputs = ("token_fc2", "fc2")  # the output layers of both branches
+    mlp_ratios_field = "channel_ratios"
     example: ClassVar[dict[str, Any]] = {
         "token_ratios": [0.5, 1], "channel_ratios": [1, 2], "window": 2,
     }
@@ -225,15 +213,7 @@ class Mixer(BlockKind):
     def elastic(self, spec: MixerSpec, *, c_in: int, max_out: int, act: str) -> ElasticMixer:
         return ElasticMixer(max_out, spec.window, spec.token_ratios, spec.channel_ratios)
 
-    def zero_init_(self, block: ElasticMixer, first: bool) -> int:
-        for layer in (block.token_fc2, block.fc2):  # the output layers of both branches
-            layer.weight.zero_()
-            layer.bias.zero_()
-        return 2
-
-    def elastic_params(self, spec: MixerSpec, *, c_in: int, max_out: int) -> int:
+    def mixer_elastic_params(self, spec: MixerSpec, max_out: int) -> int:
         tokens = spec.window * spec.window
         th = token_hidden(spec.window, max(spec.token_ratios))
-        mlp = ratio_hidden(max_out, max(spec.channel_ratios))
-        return (4 * max_out + linear_params(tokens, th) + linear_params(th, tokens)
-                + linear_params(max_out, mlp) + linear_params(mlp, max_out))
+        return linear_params(tokens, th) + linear_params(th, tokens)

@@ -23,17 +23,15 @@ from torch import nn
 
 from nas.blocks.base import (
     NUMBER,
-    BlockKind,
     BlockSpec,
     LayerValue,
-    TokenUnit,
     choices,
     fmt_number,
     half_log,
-    mlp_params,
     ratio_hidden,
     register_block,
 )
+from nas.blocks.token_mixer import TokenMixerKind, TokenMixerUnit
 from nas.errors import SpaceError
 from nas.memory import OpGraph
 from nas.supernet.elastic import ElasticConv1x1, copy_
@@ -65,7 +63,7 @@ class PoolLayer(LayerValue):
 
 
 @dataclass(frozen=True)
-class PoolUnit(TokenUnit):
+class PoolUnit(TokenMixerUnit):
     kind: ClassVar[str] = "pool"
     c: int
     size: int
@@ -80,11 +78,11 @@ class PoolUnit(TokenUnit):
     def key(self) -> str:
         return f"pool:c{self.c}:h{self.size}:k{self.pool}:m{fmt_number(self.mlp_ratio)}"
 
-    def macs(self) -> int:
-        return 2 * self.size * self.size * self.c * self.mlp_hidden  # two 1x1 convs
+    def mixer_macs(self) -> int:  # average pooling: additions, no multiply-accumulates
+        return 0
 
-    def params(self) -> int:
-        return 2 * (2 * self.c) + mlp_params(self.c, self.mlp_hidden)  # two norms, the MLP
+    def mixer_params(self) -> int:  # a fixed operator
+        return 0
 
     def add_ops(self, g: OpGraph, x: int) -> int:
         n, hidden = self.c * self.size * self.size, self.mlp_hidden * self.size * self.size
@@ -163,11 +161,13 @@ class ElasticPoolFormer(nn.Module):
 
 
 @register_block
-class Pool(BlockKind):
+class Pool(TokenMixerKind):
     name = "pool"
     order = 3
     spec = PoolSpec
     layer = PoolLayer
+    # norm1 at zero makes the mixer's input 0, so pool(0) - 0 = 0 exactly; fc2 ends the MLP
+    branch_outputs = ("norm1", "fc2")
     example: ClassVar[dict[str, Any]] = {"pool_sizes": [3, 5], "mlp_ratios": [1, 2]}
 
     def unit(self, spec: PoolSpec, layer: PoolLayer, *, c_in: int, c_out: int, size: int,
@@ -177,13 +177,5 @@ class Pool(BlockKind):
     def elastic(self, spec: PoolSpec, *, c_in: int, max_out: int, act: str) -> ElasticPoolFormer:
         return ElasticPoolFormer(max_out, spec.mlp_ratios)
 
-    def zero_init_(self, block: ElasticPoolFormer, first: bool) -> int:
-        # norm1 at zero makes the mixer's input 0, so pool(0) - 0 = 0 exactly; fc2 ends the MLP
-        for layer in (block.norm1, block.fc2):
-            layer.weight.zero_()
-            layer.bias.zero_()
-        return 2
-
-    def elastic_params(self, spec: PoolSpec, *, c_in: int, max_out: int) -> int:
-        hidden = ratio_hidden(max_out, max(spec.mlp_ratios))
-        return 4 * max_out + mlp_params(max_out, hidden)
+    def mixer_elastic_params(self, spec: PoolSpec, max_out: int) -> int:
+        return 0
