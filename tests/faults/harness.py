@@ -82,6 +82,8 @@ def run_nas(argv: list[str], log: Path, *, kill_after: float | None = None,
     """Run ``nas argv`` in a forked child; kill it after ``kill_after`` seconds, or let it kill
     itself at ``kill_at_write`` ('K:before' / 'K:after'). Waits at most ``timeout`` seconds."""
     log.mkdir(parents=True, exist_ok=True)
+    for name in ("stdout", "stderr"):  # a kill can come before the child opens them
+        (log / name).write_bytes(b"")
     env = {}
     if kill_at_write:
         env[FAULT_KILL_ENV] = kill_at_write
