@@ -241,7 +241,7 @@ def _meta(protocol: timing.TimingProtocol):
 
 def test_bad_device_is_one_clear_line(tmp_path: Path, capsys) -> None:
     assert profile(tmp_path / "x.csv", "--device", "tpu") == 2
-    assert "expected 'cpu', 'cuda' or 'cuda:N', or onnxruntime" in capsys.readouterr().err
+    assert "expected 'cpu', 'cuda' or 'cuda:N', onnxruntime or torchscript" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ hybrid-tiny, with synthetic prior tables: no timing, so the numbers are exact.""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,8 @@ def test_cli_suggest_writes_a_list_and_onnx_files(world, tmp_path: Path, capsys)
     assert len(rows) == 2 and all(r["latency_ms"] == "" for r in rows)
     files = sorted(onnx.glob("*/*.onnx"))
     assert [f.stem for f in files] == sorted(r["arch_id"] for r in rows)
+    manifest = json.loads((files[0].parent / "manifest.json").read_text())
+    assert manifest["onnx"]["exporter"] == "dynamo"  # nas.onnx_graph's exporter, not legacy
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(files[0]), providers=["CPUExecutionProvider"])

@@ -65,14 +65,24 @@ OUT = Path("results/benchmarks/latency_exported.md")
 WORK = Path("results/latency_exported")
 
 
-def export_subnets(space_name: str, run: Path, n: int, seed: int, work: Path) -> Path:
-    """Export ``n`` validation-stream subnets of the space from ``run`` into ``work/<space>``."""
+def export_subnets(space_name: str, run: Path | None, n: int, seed: int, work: Path) -> Path:
+    """Export ``n`` validation-stream subnets of the space into ``work/<space>``: from the trained
+    ``run`` by ``export_architecture`` (what ``nas export`` runs), or, without a run, with seeded
+    random weights by :func:`nas.export.onnx_list.export_archs_onnx` (the same ``export_model``
+    and ONNX exporter; latency does not depend on the weights). Resumable."""
+    from nas.export.onnx_list import export_archs_onnx
     from nas.export.pipeline import export_architecture
 
     space = load_space(space_name)
     folder = work / space_name
     archs = validation_archs(space, n, seed, exclude=calibration_archs(space, 20, 0))
     start = time.monotonic()
+    if run is None:
+        export_archs_onnx(space, archs, folder, seed=seed, resume=True,
+                          formats=("torchscript", "onnx"))
+        print(f"{space_name}: {n} random-weight exports ({time.monotonic() - start:.0f} s)",
+              file=sys.stderr, flush=True)
+        return folder
     for i, arch in enumerate(archs):
         out = folder / arch.arch_id()
         if (out / "model_card.json").exists():
@@ -84,10 +94,24 @@ def export_subnets(space_name: str, run: Path, n: int, seed: int, work: Path) ->
     return folder
 
 
+def profile_needed(spec: str, n: int, seed: int) -> None:
+    """``SPACE:DEVICE:TABLE``: profile (or complete) the table with the units the ``n`` validation
+    subnets and the 20 calibration subnets contain, and calibrate it on the latter."""
+    from nas.latency.space_profile import profile_space, protocol_for
+
+    space_name, device, table_path = spec.split(":", 2)
+    space = load_space(space_name)
+    archs = validation_archs(space, n, seed, exclude=calibration_archs(space, 20, 0))
+    profile_space(space, table_path, protocol_for(device, 1), calibrate=20, needed_for=archs,
+                  progress=False, say=lambda t: print(t, file=sys.stderr, flush=True))
+
+
 def size_bias(table: LatencyTable, space_name: str, result: ExportedValidation,
               runtime: str) -> list[dict[str, Any]]:
     """Signed error by tercile of measured latency: the calibration refitted on the table's K
-    stored measurements without (before) and with (after) the measured per-call overhead."""
+    stored measurements (never on the exported subnets) without the weight term (``params``:
+    the cost of reloading weights the other layers evicted from the caches, see the context
+    benchmark) and with it, both with the measured per-call overhead when the table has one."""
     space = load_space(space_name)
     cal_archs = stored_calibration_archs(table)
     measured_k = (table.meta.notes.get("calibration_set") or {}).get("measured_ms")
@@ -95,20 +119,19 @@ def size_bias(table: LatencyTable, space_name: str, result: ExportedValidation,
         return []
     keys = [arch_keys(space, a) for a in cal_archs]
     extremes = [space.smallest(), space.largest()]
-    guard = ([arch_keys(space, a) for a in extremes], arch_features(space, extremes))
+    guard_keys = [arch_keys(space, a) for a in extremes]
+    guard = None if table.missing(k for ks in guard_keys for k in ks) else (
+        guard_keys, arch_features(space, extremes))
     archs = [m.arch for m in result.models]
     measured = result.measured[runtime]
     terciles = np.array_split(np.argsort(measured), 3)
     rows = []
     overhead = call_overhead_of(table)
-    for label, oh in (("before (overhead fitted or ignored)", None),
-                      (f"after (per-call overhead measured: {1e3 * (overhead or 0):.1f} us)",
-                       overhead)):
-        if label.startswith("after") and oh is None:
-            continue
-        cal, record = fit_space_calibration(table, keys, measured_k,
-                                            extra_features=arch_features(space, cal_archs),
-                                            guard=guard, call_overhead_ms=oh)
+    for label, extra in (("without the weight term", {}),
+                         ("with the weight term (params)", arch_features(space, cal_archs))):
+        g = None if guard is None else (guard[0], guard[1] if extra else {})
+        cal, record = fit_space_calibration(table, keys, measured_k, extra_features=extra,
+                                            guard=g, call_overhead_ms=overhead)
         scratch = deepcopy(table)
         scratch.set_calibration(cal)
         pred = predict_latency(scratch, space, archs)
@@ -191,8 +214,9 @@ def report(configs: list[dict[str, Any]], command: str, load: tuple[float, float
                 lines.append(f"| {label} | {m['within10_pct']:.0f}% | {m['median_ape_pct']:.1f}% "
                              f"| {m['mean_error_pct']:+.1f}% | {m['kendall_tau']:.3f} | {thirds} |")
         if c["bias"]:
-            lines += ["", "Calibration error by network size (mean signed error, share within "
-                      "+/-10%; terciles of measured latency):", "",
+            lines += ["", "Calibration error by network size, fitted on the table's K calibration "
+                      "subnets only (mean signed error, share within +/-10%; terciles of "
+                      "measured latency):", "",
                       "| calibration (chosen model) | smallest third | middle third | largest "
                       "third | all |", "| --- | --- | --- | --- | --- |"]
             for b in c["bias"]:
@@ -225,8 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="append", default=[], metavar="SPACE=RUN_DIR",
                         help="trained run to export each space's subnets from")
-    parser.add_argument("--config", action="append", required=True, metavar="SPACE:TABLE",
+    parser.add_argument("--config", action="append", default=[], metavar="SPACE:TABLE",
                         help="a space and a latency table to validate the exports against")
+    parser.add_argument("--random-weights", action="append", default=[], metavar="SPACE",
+                        help="export this space's subnets with seeded random weights (no run)")
+    parser.add_argument("--profile", action="append", default=[], metavar="SPACE:DEVICE:TABLE",
+                        help="first profile the units the subnets need (nas profile's path)")
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=WORK)
@@ -241,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = dict(r.split("=", 1) for r in args.run)
     for space_name, run in runs.items():
         export_subnets(space_name, Path(run), args.n, args.seed, args.work)
+    for space_name in args.random_weights:
+        export_subnets(space_name, None, args.n, args.seed, args.work)
+    for spec in args.profile:
+        profile_needed(spec, args.n, args.seed)
     if args.export_only:
         return 0
     configs = []

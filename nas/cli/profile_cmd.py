@@ -33,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deprecated_alias(p, "profile", "--device", "--latency-device", dest="device")
     p.add_argument("--latency-device", dest="device", default="cpu",
                    help="cpu (torch eager), cuda or cuda:N (torch eager, CUDA events), or "
-                        "onnxruntime (each unit exported to ONNX, run by the CPU ONNX Runtime)")
+                        "onnxruntime (each unit exported to ONNX, run by the CPU ONNX Runtime), or "
+                        "torchscript (each unit traced to the TorchScript file 'nas export' "
+                        "writes, run on the CPU)")
     p.add_argument("--out", required=True, help="table CSV path (its sidecar: same name, .json)")
     p.add_argument("--threads", type=argtypes.parallel, default=1, help="intra-op threads (1)")
     p.add_argument("--batch", type=argtypes.positive_int, default=1, help="batch size of the example inputs (1)")

@@ -43,6 +43,7 @@ from torch import nn
 from nas.errors import UserError
 from nas.io import atomic_write_json, disk_full_as_os_error
 from nas.onnx_graph import DEFAULT_OPSET, MIN_OPSET, export_onnx, ort_session
+from nas.torchscript import trace_input, trace_to_file
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def export_model(
     x = _check_input(example_input)
     net = copy.deepcopy(model).cpu().eval()
     # A batch of >= 2 when tracing, so that torch.export does not specialise the batch to 1.
-    x_trace = x if x.shape[0] >= 2 else torch.cat([x, x])
+    x_trace = trace_input(x)
     x_more = torch.cat([x, x[:1]])  # one more sample: checks that the batch really is dynamic
     with torch.no_grad():
         expected = _single_output(net(x))
@@ -262,11 +263,9 @@ def _export_torchscript(ctx: _Ctx, path: Path, record: dict[str, Any]) -> Path:
     with warnings.catch_warnings(record=True) as caught:  # TorchScript is deprecated in 2.13
         warnings.simplefilter("always")
         try:
-            traced = torch.jit.trace(ctx.net, (ctx.x_trace,), check_trace=False)
+            loaded = trace_to_file(ctx.net, ctx.x, path)  # what the torchscript tables time
         except Exception as exc:
             raise ExportError(f"torchscript: torch.jit.trace failed: {_first_line(exc)}") from exc
-        torch.jit.save(traced, str(path))
-        loaded = torch.jit.load(str(path), map_location="cpu")
     with torch.no_grad():
         check = ctx.compare("torchscript", loaded, check_more=False)
         try:  # tracing can bake shapes in; find out whether another batch size still works

@@ -100,13 +100,15 @@ def timing_protocol(table: LatencyTable | None, threads: int | None,
 
 def measure_runtimes(model: nn.Module, x: torch.Tensor, onnx_path: Path | None,
                      protocol: TimingProtocol) -> tuple[dict[str, Measurement], dict[str, str]]:
-    """Torch eager and ONNX Runtime latency with ``protocol``, interleaved rounds.
+    """Torch eager and ONNX Runtime latency with ``protocol``, interleaved rounds (and
+    TorchScript, traced as the exported file, when ``protocol`` is of that runtime).
 
     ONNX Runtime times the exported file with the session settings of the timing protocol
     (intra-op threads = protocol threads, inter-op 1, sequential). Without an exported ``.onnx``
     the protocol's own ONNX export is timed instead. A runtime that cannot run here is reported
     with its reason, not as an error: the files were already verified.
     """
+    traced = protocol.runtime == "torchscript"  # a torchscript table: time its runtime too
     protocol = replace(protocol, runtime="torch")
     items = [TimingItem("torch", model, x)]
     reasons: dict[str, str] = {}
@@ -129,6 +131,13 @@ def measure_runtimes(model: nn.Module, x: torch.Tensor, onnx_path: Path | None,
                                              rng=np.random.default_rng(0)))
         except Exception as exc:  # reported in the card
             reasons["onnxruntime"] = f"onnxruntime timing failed: {exc}"
+    if traced:
+        try:
+            measured.update(measure_many([TimingItem("torchscript", model, x)],
+                                         replace(protocol, runtime="torchscript"),
+                                         rng=np.random.default_rng(0)))
+        except Exception as exc:  # reported in the card
+            reasons["torchscript"] = f"torchscript timing failed: {exc}"
     return measured, reasons
 
 

@@ -29,7 +29,7 @@ from nas.train.rundir import RunPaths, versions
 
 CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
-RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
+RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime", "torchscript")
 
 @dataclass(frozen=True)
 class ExportFacts:
@@ -86,6 +86,8 @@ def _device_text(c: ExportFacts, runtime: str) -> str | None:
         return None
     if runtime == "torch":
         what = "torch eager"
+    elif runtime == "torchscript":
+        what = "TorchScript (torch.jit.trace, as the exported file)"
     elif "onnx" in (c.manifest.get("files") or {}):
         what = "onnxruntime on the exported .onnx"
     else:

@@ -10,7 +10,7 @@ from nas.errors import UserError
 # torch (and nas.devices) are imported where they are used: nas.latency.protocol reads
 # check_runtime, and 'nas profile --help' must not import torch
 
-RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
+RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime", "torchscript")
 
 
 def check_runtime(runtime: str) -> str:

@@ -22,7 +22,7 @@ import difflib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,13 +145,27 @@ def unit_times_in_file(space: SearchSpace, arch: Architecture, onnx_path: str | 
     the per-call overhead it paid when timed alone (``call_overhead_ms``, kernel times have none)."""
     units = arch_units(space, arch)
     nodes, owner = units_in_file(space, arch, onnx_path, threads)
-    unit_of_node = {n.name: u for n, u in zip(nodes, owner)}
+    kernel = kernel_ms_by_group(onnx_path, {n.name: u for n, u in zip(nodes, owner)}, x,
+                                runs=runs, threads=threads)
+    entries = table.lookup(u.key for u in units)
+    return [UnitTime(i, u.key, max(float(entries[i]) - call_overhead_ms, 1e-6),
+                     kernel.get(i, 0.0)) for i, u in enumerate(units)]
+
+
+def kernel_ms_by_group(onnx_path: str | os.PathLike, group_of_node: dict[str, int | None],
+                       x: np.ndarray, *, runs: int = 50, warmup: int = 5, threads: int = 1,
+                       before_call: Callable[[], object] | None = None) -> dict[int, float]:
+    """Per group of optimised nodes (``group_of_node``: node name -> group, ``None``: none), the
+    median over ``runs`` calls of the summed kernel times ONNX Runtime's profiler records for the
+    group's nodes in ``onnx_path`` (ms; ``warmup`` profiled calls first, dropped).
+    ``before_call`` runs before every call, outside the kernels (e.g. a cache-flushing write)."""
+    total = warmup + runs
     with tempfile.TemporaryDirectory(prefix="nas-ort-profile-") as tmp:
         session = ort_session(onnx_path, threads, profile_prefix=str(Path(tmp) / "prof"))
         feeds = {session.get_inputs()[0].name: x}
-        for _ in range(5):
-            session.run(None, feeds)  # warm-up calls are profiled too: dropped below
-        for _ in range(runs):
+        for _ in range(total):
+            if before_call is not None:
+                before_call()
             session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())
     per_run: dict[int, list[float]] = {}
@@ -160,18 +174,15 @@ def unit_times_in_file(space: SearchSpace, arch: Architecture, onnx_path: str | 
         if e.get("cat") != "Node" or not str(e.get("name", "")).endswith("_kernel_time"):
             continue
         node = e["name"][: -len("_kernel_time")]
-        unit = unit_of_node.get(node)
-        if unit is None:
+        group = group_of_node.get(node)
+        if group is None:
             continue
         k = run_index.get(node, 0)
         run_index[node] = k + 1
-        per_run.setdefault(unit, [0.0] * (runs + 5))
-        if k < runs + 5:
-            per_run[unit][k] += float(e["dur"]) / 1e3  # us -> ms
-    entries = table.lookup(u.key for u in units)
-    return [UnitTime(i, u.key, max(float(entries[i]) - call_overhead_ms, 1e-6),
-                     float(np.median(per_run.get(i, [0.0] * (runs + 5))[5:])))
-            for i, u in enumerate(units)]
+        per_run.setdefault(group, [0.0] * total)
+        if k < total:
+            per_run[group][k] += float(e["dur"]) / 1e3  # us -> ms
+    return {g: float(np.median(v[warmup:])) for g, v in per_run.items()}
 
 
 def mispredicted_units(times: Sequence[UnitTime], *, tolerance: float = 0.10,

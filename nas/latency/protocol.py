@@ -11,7 +11,7 @@ from nas.errors import UserError
 from nas.latency.environment import check_runtime
 from nas.onnx_graph import DEFAULT_EXPORTER, DEFAULT_OPSET, EXPORTERS, MIN_OPSET
 
-Runtime = Literal["torch", "onnxruntime"]
+Runtime = Literal["torch", "onnxruntime", "torchscript"]
 CLOCKS: tuple[str, ...] = ("wall", "thread")
 DEFAULT_CALIBRATION_K = 20  # whole subnets timed to calibrate a table (nas profile --calibrate)
 
@@ -98,6 +98,9 @@ def protocol_description(protocol: TimingProtocol | None = None, **settings: Any
             "torch": "inference_mode, eval(), torch.set_num_threads(threads), gc paused",
             "onnxruntime": "nas.onnx_graph.export_onnx (the export path of 'nas export'); "
             "intra_op=threads, inter_op=1, sequential, ORT_ENABLE_ALL",
+            **({"torchscript": "nas.torchscript.trace_to_file (the TorchScript file 'nas "
+                "export' writes, loaded back with torch.jit.load)"}
+               if protocol.runtime == "torchscript" else {}),
         }
     )
     return out

@@ -25,7 +25,7 @@ subnets measured through the same quantize path (:func:`network_item`).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -136,12 +136,14 @@ def network_item(space: SearchSpace, arch: Architecture, net: torch.nn.Module, x
 
 def fill_int8(table: LatencyTable, space: SearchSpace, path: str | Path, protocol: TimingProtocol,
               *, batch: int, seed: int, call_overhead_ms: float, rng: np.random.Generator,
-              chunk_size: int = 8, progress: Callable[[int, int], None] | None = None) -> int:
+              chunk_size: int = 8, progress: Callable[[int, int], None] | None = None,
+              keys: Collection[str] | None = None) -> int:
     """Measure the boundary keys, then the int8 unit keys ``table`` lacks (module docstring), in
-    chunks of interleaved rounds, saving after each chunk (resumable). Returns how many keys."""
-    todo_b = table.missing(boundary_keys(space))
+    chunks of interleaved rounds, saving after each chunk (resumable); only those in ``keys``
+    when given. Returns how many keys."""
     units = {unit_key(u, INT8): (i, u) for i, u in enumerate(space_units(space).values())}
-    todo_u = table.missing(units)
+    todo_b = [k for k in table.missing(boundary_keys(space)) if keys is None or k in keys]
+    todo_u = [k for k in table.missing(units) if keys is None or k in keys]
     total, done = len(todo_b) + len(todo_u), 0
     for chunk in _chunks(todo_b, max(chunk_size, 16)):
         with tempfile.TemporaryDirectory(prefix="nas-int8-") as tmp:

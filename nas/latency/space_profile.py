@@ -73,13 +73,13 @@ def protocol_for(
     calling thread does all the work, so its CPU time equals an idle machine's wall time and
     other processes' load does not inflate it; ``"wall"`` otherwise."""
     text = device.strip().lower()
-    runtime = "onnxruntime" if text == "onnxruntime" else "torch"
-    dev = "cpu" if text == "onnxruntime" else text
+    runtime = text if text in ("onnxruntime", "torchscript") else "torch"
+    dev = "cpu" if runtime != "torch" else text
     if runtime == "torch" and check_here:
         try:
             parse_device(dev)
         except UserError as exc:
-            raise UserError(f"{exc}, or onnxruntime") from None
+            raise UserError(f"{exc}, onnxruntime or torchscript") from None
     clock = settings.pop("clock", "auto")
     if clock == "auto":
         clock = "thread" if dev == "cpu" and int(threads) == 1 else "wall"
@@ -416,12 +416,15 @@ def profile_space(
     progress: bool = True,
     say: Say = print,
     precisions: Sequence[str] | str | None = None,
+    needed_for: Sequence[Architecture] | None = None,
 ) -> ProfileResult:
     """Measure every unit of ``space`` missing from the table at ``out`` and calibrate it on
     ``calibrate`` end-to-end subnets (0: no calibration); see the module docstring.
     ``precisions`` (``"fp32,int8"``; default the space's): every unit at each, plus the
     quantize/dequantize boundaries (:mod:`nas.latency.quantized_units`), and calibration subnets
-    with random precision policies."""
+    with random precision policies. ``needed_for``: measure only the units these architectures
+    and the calibration subnets contain (a partial table that predicts them; here only, not on a
+    Ray node)."""
     protocol = protocol if protocol is not None else TimingProtocol()
     if precisions is not None:
         space = space.with_precisions(precisions)
@@ -435,6 +438,8 @@ def profile_space(
     if (ray_address is None) != (resource is None):
         raise UserError("--ray-address and --resource go together (run on the node that "
                         "advertises the resource)")
+    if ray_address is not None and needed_for is not None:
+        raise UserError("profiling the units of given architectures runs here, not on Ray")
     if ray_address is not None:
         from nas.distributed import run_on_resource
 
@@ -448,7 +453,8 @@ def profile_space(
         table.save(out)
     else:
         table, n_keys, already, measured, calibrated = _profile_here(
-            space, out, protocol, batch, calibrate, seed, chunk_size, save_every_s, progress, say
+            space, out, protocol, batch, calibrate, seed, chunk_size, save_every_s, progress, say,
+            needed_for,
         )
     return ProfileResult(
         LatencyTable.paths(out)[0], table, n_keys, already, measured, calibrated,
@@ -483,15 +489,20 @@ def _profile_here(
     save_every_s: float,
     progress: bool,
     say: Say,
+    needed_for: Sequence[Architecture] | None = None,
 ) -> tuple[LatencyTable, int, int, int, bool]:
     meta = TableMeta.for_protocol(
         protocol, batch=batch, dtype=DTYPE, space_name=space.name, space_hash=space.hash()
     )
     table = LatencyTable.load_or_create(out, meta)
     keys = precision_keys(space, space.precisions)
+    stale = sorted(set(table.keys()) - all_precision_keys(space))
+    if needed_for is not None:
+        wanted = {k for a in [*needed_for, *calibration_archs(space, calibrate, seed)]
+                  for k in arch_keys(space, a)}
+        keys = [k for k in keys if k in wanted]
     todo = table.missing(keys)
     already = len(keys) - len(todo)
-    stale = sorted(set(table.keys()) - all_precision_keys(space))
     if stale:
         raise UserError(
             f"{out} holds {len(stale)} key(s) that are not units of space {space.name!r} "
@@ -507,12 +518,14 @@ def _profile_here(
         f"{batch})" + (f", then {calibrate} calibration subnets end to end" if need_cal else "")
         + f"; estimated {_duration(estimate)} on an idle machine"
     )
-    fp32_todo = table.missing(space_keys(space))
+    wanted_keys = set(keys)
+    fp32_todo = table.missing([k for k in space_keys(space) if k in wanted_keys])
     if fp32_todo:
+        todo_set = set(fp32_todo)
         with _bar(len(fp32_todo), "units", progress) as bar, quiet_onnx_export():
             fill_missing(
                 table,
-                unit_builders(space, batch, seed),
+                {k: b for k, b in unit_builders(space, batch, seed).items() if k in todo_set},
                 out,
                 protocol,
                 rng=np.random.default_rng([seed, 1]),
@@ -520,10 +533,12 @@ def _profile_here(
                 save_every_s=save_every_s,
                 progress=lambda done, total: bar.update(done - bar.n),
             )
-    # ONNX Runtime: each unit timed alone pays a session call the whole network pays once. In
-    # torch eager every unit inside the network is still a module call: nothing to take out.
+    # ONNX Runtime and TorchScript: each unit timed alone pays a session / interpreter call the
+    # whole network pays once. In torch eager every unit inside the network is still a module
+    # call: nothing to take out.
     int8_todo = len(todo) - len(fp32_todo)
-    new_overhead = ((calibrate > 0 or int8_todo > 0) and protocol.runtime == "onnxruntime"
+    new_overhead = ((calibrate > 0 or int8_todo > 0)
+                    and protocol.runtime in ("onnxruntime", "torchscript")
                     and call_overhead_of(table) is None)
     if new_overhead:
         ms = record_call_overhead(table, space, protocol, batch=batch, seed=seed)
@@ -537,7 +552,7 @@ def _profile_here(
         with _bar(int8_todo, "int8 units and boundaries", progress) as bar:
             fill_int8(table, space, out, protocol, batch=batch, seed=seed,
                       call_overhead_ms=call_overhead_of(table) or 0.0,
-                      rng=np.random.default_rng([seed, 4]),
+                      rng=np.random.default_rng([seed, 4]), keys=wanted_keys,
                       progress=lambda done, total: bar.update(done - bar.n))
     if need_cal:
         archs = calibration_archs(space, calibrate, seed)

@@ -61,6 +61,7 @@ from nas.latency.protocol import (  # noqa: F401 - re-exported: the protocol's o
     protocol_description,
 )
 from nas.onnx_graph import export_onnx, ort_session
+from nas.torchscript import trace_to_file
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 
@@ -296,7 +297,12 @@ def _make_runner(
         runner = _onnx_runner(item.key, fn, args, protocol, device, tmpdir / f"item{index}.onnx")
         runner.clock = _clock(protocol)
         return runner
-    if isinstance(fn, nn.Module):
+    if protocol.runtime == "torchscript":
+        if not isinstance(fn, nn.Module) or device.type != "cpu" or len(args) != 1:
+            raise UserError(f"item {item.key!r}: the torchscript runtime times one-input modules "
+                            "on the CPU")
+        fn = trace_to_file(fn, args[0], tmpdir / f"item{index}.pt")
+    elif isinstance(fn, nn.Module):
         fn = fn.eval()
         if device.type != "cpu":
             fn = copy.deepcopy(fn).to(device)

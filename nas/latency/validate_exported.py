@@ -93,8 +93,11 @@ def find_exports(root: str | os.PathLike, space: SearchSpace) -> list[ExportedMo
 
 
 def default_runtimes(table: LatencyTable) -> tuple[str, ...]:
-    return ("onnxruntime",) if table.meta.runtime == "onnxruntime" else ("eager", "torchscript",
-                                                                         "pt2")
+    """The runtimes a table predicts: its own (``onnxruntime``, ``torchscript``), or the three
+    torch runtimes for a torch eager table."""
+    if table.meta.runtime in ("onnxruntime", "torchscript"):
+        return (table.meta.runtime,)
+    return ("eager", "torchscript", "pt2")
 
 
 def load_runtime(space: SearchSpace, model: ExportedModel, runtime: str, x: torch.Tensor,
@@ -182,10 +185,11 @@ def validate_exported(
         predicted=predicted, measured=passes[0], measured_again=passes[1],
         seconds=time.monotonic() - start, load_before=load_before, load_after=os.getloadavg(),
     )
-    if table.meta.runtime == "onnxruntime" and set(runtimes) - {"onnxruntime"}:
-        result.notes.append("torch runtimes are compared with an ONNX Runtime table's prediction")
-    if table.meta.runtime == "torch" and "onnxruntime" in runtimes:
-        result.notes.append("onnxruntime is compared with a torch table's prediction")
+    foreign = [r for r in runtimes if r != table.meta.runtime
+               and not (table.meta.runtime == "torch" and r in ("eager", "pt2"))]
+    if foreign:
+        result.notes.append(f"{', '.join(foreign)} compared with a {table.meta.runtime} table's "
+                            "prediction")
     return result
 
 
