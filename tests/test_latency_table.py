@@ -175,7 +175,7 @@ def test_foreign_and_malformed_files_refused(tmp_path: Path) -> None:
         LatencyTable.load(case("zero", header + "x,0,0,0,5\ny,1,0,1,5\n"))
     with pytest.raises(IncompatibleFileError, match="says 2"):
         LatencyTable.load(case("count", header + "x,1,0,1,5\n"))
-    with pytest.raises(IncompatibleFileError, match="not valid JSON"):
+    with pytest.raises(IncompatibleFileError, match="damaged, not a latency table sidecar"):
         LatencyTable.load(case("badjson", good.read_text(), "{not json"))
     with pytest.raises(IncompatibleFileError, match="not a latency table sidecar"):
         LatencyTable.load(case("otherjson", good.read_text(), json.dumps({"model": "x"})))

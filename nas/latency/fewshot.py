@@ -533,9 +533,9 @@ def _csv_sha(table: LatencyTable) -> str | None:
     path = table.meta.notes.get("_path")
     if not path:
         return None
-    import json
+    from nas.json_files import read_json_object
 
-    sidecar = json.loads(LatencyTable.paths(path)[1].read_text(encoding="utf-8-sig"))
+    sidecar = read_json_object(LatencyTable.paths(path)[1], "a latency table sidecar")
     return sidecar.get("csv_sha256")
 
 

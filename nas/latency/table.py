@@ -44,6 +44,7 @@ import numpy as np
 
 from nas.errors import IncompatibleFileError, UserError
 from nas.io import atomic_write, atomic_write_json, atomic_write_text, read_csv_rows
+from nas.json_files import read_versioned_json
 from nas.latency.calibration import Calibration
 from nas.latency.environment import processor_name, runtime_versions
 from nas.latency.timing import Measurement, TimingProtocol
@@ -406,10 +407,8 @@ class LatencyTable:
                 f"{csv_path}: no metadata sidecar {json_path.name} beside it; a latency table is "
                 "a CSV plus its JSON written by LatencyTable.save"
             )
-        try:
-            data = json.loads(json_path.read_text(encoding="utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise IncompatibleFileError(f"{json_path}: not valid JSON ({exc})") from None
+        data = read_versioned_json(json_path, "a latency table sidecar", format=FORMAT,
+                                   versions=range(1, FORMAT_VERSION + 1))
         meta = TableMeta.from_dict(data, where=str(json_path))
         if expected_space_hash is not None and meta.space_hash != expected_space_hash:
             raise IncompatibleFileError(
