@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 
 from nas import costs
 from nas.spaces import decode, load_space, shipped_spaces
-from nas.spaces.tables import CostRule, GenomeOneHot, GenomeTables
+from nas.spaces.tables import CostRule, GenomeTables
 from nas.units import arch_units
 from predictors.encoders import OneHotEncoder
+from predictors.genome_onehot import GenomeOneHot
 
 SPACES = {n: load_space(n) for n in shipped_spaces()}
 TABLES = {n: (GenomeTables(s), GenomeOneHot(s)) for n, s in SPACES.items()}

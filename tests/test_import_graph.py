@@ -175,6 +175,22 @@ def test_the_search_package_is_in_no_circle():
     assert not touching, _describe(touching)
 
 
+def test_predictors_depend_on_nas_one_way():
+    """``predictors`` builds on nas's core (architectures, spaces, costs) and nas's applications
+    (sampling, search) use it; no subpackage of nas that predictors imports imports predictors
+    back (the circle issue 12 measured: nas.spaces.tables imported predictors.encoders)."""
+    edges = graph(top_level_only=False)
+
+    def subpackage(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    used = {subpackage(t) for m, ts in edges.items() if m.startswith("predictors")
+            for t in ts if t.startswith("nas")}
+    back = sorted(f"{m} -> {t}" for m, ts in edges.items() if subpackage(m) in used
+                  for t in ts if t.startswith("predictors"))
+    assert "nas.spaces" in used and not back, back
+
+
 @pytest.mark.parametrize("package", PACKAGES)
 def test_every_module_imports_alone(package):
     """Each module imported with no other module of nas or predictors loaded (third-party

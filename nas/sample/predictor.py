@@ -3,7 +3,7 @@
 :func:`load_predictor_for` checks that the predictor was fitted on ``space`` (refusing another
 space with a message naming both), rebuilds its encoder from the card, and returns an
 :class:`ArchPredictor`: ``predictor(archs) -> np.ndarray``. Its :meth:`ArchPredictor.predict_genomes`
-scores a batch of genomes with :class:`nas.spaces.tables.GenomeOneHot` and
+scores a batch of genomes with :class:`predictors.genome_onehot.GenomeOneHot` and
 :class:`~nas.spaces.tables.GenomeTables` (vectorised, no Architecture objects) when the encoder is
 one-hot, with or without statistics; an ordinal encoder falls back to decoding the genomes.
 """
@@ -79,7 +79,8 @@ class ArchPredictor:
         if kind != "onehot":
             return None
         from nas.spaces.cells import cost_rules
-        from nas.spaces.tables import GenomeOneHot, GenomeTables
+        from nas.spaces.tables import GenomeTables
+        from predictors.genome_onehot import GenomeOneHot
 
         onehot = GenomeOneHot(self.space)
         stats = tuple(self.card.get("encoder", {}).get("stats", ()))

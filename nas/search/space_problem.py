@@ -307,7 +307,7 @@ class SpaceProblem(MetricProblem):
 
     @cached_property
     def _onehot(self) -> Any:
-        from nas.spaces.tables import GenomeOneHot
+        from predictors.genome_onehot import GenomeOneHot
 
         return GenomeOneHot(self.space)
 

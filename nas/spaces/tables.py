@@ -3,9 +3,10 @@
 Every unit of a subnet depends only on its cell (resolution, previous stage width, stage width,
 layer choice, whether it is the stage's first slot; :mod:`nas.spaces.cells`), so per-cell tables
 precomputed once turn the cost of n genomes into a few numpy gathers: additive costs (MACs, params, table latency) are sums over
-slots, peak memory is a max. ``GenomeTables`` gives exactly what :mod:`nas.costs` and
-:class:`predictors.encoders.OneHotEncoder` give architecture by architecture (tested), thousands of
-times faster, which is what makes predictor-driven evolution cheap.
+slots, peak memory is a max. ``GenomeTables`` gives exactly what :mod:`nas.costs` gives
+architecture by architecture (tested), thousands of times faster, which is what makes
+predictor-driven evolution cheap; :class:`predictors.genome_onehot.GenomeOneHot` does the same
+for the one-hot encoding.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import numpy as np
 
 from nas.precision import FP32
 from nas.spaces.cells import CostRule, cost_rules, space_cells
-from nas.spaces.ops import cardinalities, precision_offset, stage_layer_choices
+from nas.spaces.ops import cardinalities, precision_offset
 from nas.spaces.schema import SearchSpace
 
-__all__ = ["CostRule", "GenomeOneHot", "GenomeTables", "default_cost_rules"]
+__all__ = ["CostRule", "GenomeTables", "default_cost_rules"]
 
 
 def default_cost_rules() -> dict[str, CostRule]:
@@ -138,59 +139,3 @@ class GenomeTables:
                 group += stage.max_depth
             out[name] = join(total, pick([t.head[res, prev] for t in tables], group)) + rule.offset
         return out
-
-
-class GenomeOneHot:
-    """Vectorised :class:`predictors.encoders.OneHotEncoder` (without statistics) over genomes."""
-
-    def __init__(self, space: SearchSpace) -> None:
-        from predictors.encoders import OneHotEncoder
-
-        self.space = space
-        self.encoder = OneHotEncoder(space)
-        enc = self.encoder
-        n = enc.n_features
-        self.n_features = n
-        self.res_cols = np.array([enc.columns_of_resolution(r)[0] for r in space.resolutions])
-        self.width_cols, self.depth_cols, self.slot_rows = [], [], []
-        for i, stage in enumerate(space.stages):
-            self.width_cols.append(np.array([enc.columns_of_width(i, w)[0] for w in stage.widths]))
-            self.depth_cols.append(np.array([enc.columns_of_depth(i, d)[0] for d in stage.depths]))
-            per_slot = []
-            for j in range(stage.max_depth):
-                rows = np.zeros((len(stage_layer_choices(stage)), n))
-                for c, layer in enumerate(stage_layer_choices(stage)):
-                    rows[c, enc.columns_of_layer(i, j, layer)] = 1.0
-                per_slot.append(rows)
-            self.slot_rows.append(per_slot)
-        # precision genes (genome order: stem, every slot, head): rows of their columns
-        from predictors.encoders import precision_gene_names
-
-        self.precision_rows = []
-        for gene in precision_gene_names(space):
-            rows = np.zeros((len(space.precisions), n))
-            for k, p in enumerate(space.precisions):
-                rows[k, enc.columns_of_precision(gene, p)] = 1.0
-            self.precision_rows.append(rows)
-        self.tables = GenomeTables(space, rules={})
-
-    def transform(self, genes: np.ndarray) -> np.ndarray:
-        genes = np.atleast_2d(np.asarray(genes, dtype=np.int64))
-        rows = np.arange(len(genes))
-        X = np.zeros((len(genes), self.n_features))
-        X[rows, self.res_cols[genes[:, 0]]] = 1.0
-        active = self.tables.active_slots(genes)
-        for i, stage in enumerate(self.space.stages):
-            o = self.tables.offsets[i]
-            X[rows, self.width_cols[i][genes[:, o]]] = 1.0
-            X[rows, self.depth_cols[i][genes[:, o + 1]]] = 1.0
-            for j in range(stage.max_depth):
-                X += self.slot_rows[i][j][genes[:, o + 2 + j]] * active[i][:, j : j + 1]
-        if self.precision_rows:
-            masks = [np.ones((len(genes), 1), dtype=bool)]
-            masks += [a[:, j : j + 1] for a in active for j in range(a.shape[1])]
-            masks.append(masks[0])
-            o = self.tables.precision_offset
-            for k, (rows_k, mask) in enumerate(zip(self.precision_rows, masks, strict=True)):
-                X += rows_k[genes[:, o + k]] * mask
-        return X
