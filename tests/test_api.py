@@ -90,6 +90,7 @@ def test_study_same_seed_same_proposals_and_clear_errors():
     assert study.best_trial.number == 0
 
 
+@pytest.mark.long  # 10-20 s: make test's second pass runs it (keeps the default run under 10 min)
 def test_quickstart_runs_end_to_end(tmp_path):
     spec = importlib.util.spec_from_file_location("quickstart", ROOT / "docs" / "quickstart.py")
     module = importlib.util.module_from_spec(spec)

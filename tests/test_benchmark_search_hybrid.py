@@ -10,6 +10,7 @@ from tests.test_fit_cli import write_synthetic_samples
 from tests.test_search_space_problem import PER_KIND, fake_table
 
 
+@pytest.mark.long  # 10-20 s: make test's second pass runs it (keeps the default run under 10 min)
 def test_the_report_path_runs_on_a_tiny_space(tmp_path, monkeypatch):
     from nas.spaces import load_space
 

@@ -103,6 +103,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-c", _CLI, "train", *args]
 
 
+@pytest.mark.long  # 10-20 s: make test's second pass runs it (keeps the default run under 10 min)
 def test_sigkill_then_resume_gives_the_same_weights(data_spec, reference, tmp_path):
     out = tmp_path / "run"
     # the same settings as tiny_config(), which made the in-process reference run

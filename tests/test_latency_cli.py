@@ -218,6 +218,7 @@ def test_validate_metrics_are_computed_from_the_measurements(full_table: Path) -
     assert np.all(result.measured > 0)
 
 
+@pytest.mark.long  # 10-20 s: make test's second pass runs it (keeps the default run under 10 min)
 def test_onnxruntime_runs_every_unit_kind(tmp_path: Path) -> None:
     """Every unit kind exports to ONNX and runs in ONNX Runtime (one key per kind)."""
     builders = unit_builders(TINY)

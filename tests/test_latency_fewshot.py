@@ -161,6 +161,7 @@ def test_suggest_is_deterministic_per_seed_and_spreads(world, tmp_path: Path) ->
     assert kinds == {"ir", "at", "mx"}  # every block kind
 
 
+@pytest.mark.long  # 10-20 s: make test's second pass runs it (keeps the default run under 10 min)
 def test_cli_suggest_writes_a_list_and_onnx_files(world, tmp_path: Path, capsys) -> None:
     _, _, paths, _, _ = world
     out = tmp_path / "to_measure.csv"

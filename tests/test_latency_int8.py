@@ -30,6 +30,9 @@ from nas.precision import FP32, INT8
 from nas.spaces import load_space
 from nas.units import arch_keys, arch_units, precision_boundaries
 
+# INT8 profiling exports and quantizes every unit (~30 s in all): make test's second pass runs it
+pytestmark = pytest.mark.long
+
 TINY = load_space("hybrid-tiny")
 MIXED = TINY.with_precisions("fp32,int8")
 FAST = ["--warmup", "1", "--repeats", "2", "--rounds", "1", "--min-round-ms", "0",

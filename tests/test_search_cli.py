@@ -287,6 +287,7 @@ def _sample_eval(samples: Path) -> dict:
     return {k: ev[k] for k in ("recal_batches", "recal_batch_size", "batch_size", "seed")}
 
 
+@pytest.mark.long  # 10-20 s: make test's second pass runs it (keeps the default run under 10 min)
 def test_ray_tune_trials_give_the_in_process_optuna_search(inputs, tmp_path, monkeypatch):
     """Two objectives (Optuna's NSGA-II sampler, which holds a lock Ray Tune cannot pickle) as
     Ray Tune trials through our ask/tell searcher: the same trials as in process, constraints set
