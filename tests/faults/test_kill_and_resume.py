@@ -230,8 +230,10 @@ def exported(run: Path) -> list[str]:
 
 
 def ledger_rounds(run: Path) -> list[str]:
+    """The round folders the run's ledger accounts for: those of its exports (a round whose picks
+    all met the bound in earlier rounds exports nothing new and has no folder)."""
     rounds = json.loads((run / "stages.json").read_text())["stages"]["export"]["rounds"]
-    return [f"round{r['round']}" for r in rounds]
+    return sorted({Path(e["folder"]).parts[1] for r in rounds for e in r["exported"]})
 
 
 @pytest.mark.parametrize("trial", trial_params("run", in_default=0))  # minutes each
