@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Streaming image folders: peak memory and throughput",
         "",
-        f"Command: `{shlex.join(['.venv/bin/python', '-m', 'nas.benchmarks.streaming_data', *(argv if argv is not None else sys.argv[1:])])}`",
+        f"Reproduce: `{shlex.join(['python', '-m', 'nas.benchmarks.streaming_data', *(argv if argv is not None else sys.argv[1:])])}`",
         "",
         f"Data: {small} and {large} PNGs ({SIZE}x{SIZE} RGB, {CLASSES} classes) written to "
         f"`{WORK}/`, and the same pixels as `.npz` (the in-memory path). Training: hybrid-tiny, "
