@@ -537,9 +537,11 @@ class Pipeline:
             self.say(
                 f"  measured latency broke the bound: searching again under {search_bounds['latency_ms']:.3f} ms"
             )
+            from nas.search.feasibility import InfeasibleError
+
             try:
                 self._search(round_, search_bounds)
-            except UserError as err:  # tightened below what the space can reach: keep this round
+            except InfeasibleError as err:  # tightened below what the space can reach: keep this round
                 record["stopped"] = str(err)
                 self.say(f"  stopped tightening (the last round's exports stand): {err}")
                 break
