@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import Ridge
 
@@ -138,6 +138,9 @@ QUANTILE = st.one_of(st.none(), st.floats(0.05, 1.0))
     max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(seed=st.integers(0, 2**31 - 1), qf=QUANTILE, qp=QUANTILE, qm=QUANTILE)
+# found by CI: HiGHS's presolve returned a suboptimal 'optimal' point while the product
+# variables were declared continuous (nas/search/mp_model.py, Formulation.integrality)
+@example(seed=3308, qf=None, qp=0.375, qm=None)
 def test_milp_optimum_equals_exhaustive_for_random_linear_objectives(
     tiny: Table, seed: int, qf, qp, qm
 ) -> None:

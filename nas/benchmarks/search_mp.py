@@ -198,7 +198,7 @@ def report(
         "objective, solving, decoding, re-checking), wall (CPU). Target on hybrid-cifar: <= 5 s "
         "per bound.",
         "",
-        "| space | objective | variables (binary + continuous) | rows | median s | max s | "
+        "| space | objective | binary variables (one-hot + products) | rows | median s | max s | "
         "status | max MIP gap | rejected by re-check |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -210,8 +210,8 @@ def report(
         gaps = [s[4].mip_gap for s in c["single"]]
         rejected = sum(s[4].rejected for s in c["single"])
         lines.append(
-            f"| {c['space']} | {c['objective']} | {size['variables']} ({size['binary']} + "
-            f"{size['continuous']}) | {size['rows']} + 1 bound | "
+            f"| {c['space']} | {c['objective']} | {size['variables']} ({size['one_hot']} + "
+            f"{size['products']}) | {size['rows']} + 1 bound | "
             f"{statistics.median(walls):.2f} ({statistics.median(cpus):.2f}) | "
             f"{max(walls):.2f} ({max(cpus):.2f}) | {', '.join(statuses)} | {max(gaps):.1e} | "
             f"{rejected} |"

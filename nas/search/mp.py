@@ -252,12 +252,13 @@ class MILPSearch:
             )
 
     def problem_size(self) -> dict[str, int]:
-        """Variables (binary and continuous) and structural rows of the base MILP."""
+        """Variables (one-hot choices and their products, all binary) and structural rows of the
+        base MILP."""
         f = self.formulation
         return {
             "variables": f.n_vars,
-            "binary": f.n_binary,
-            "continuous": f.n_vars - f.n_binary,
+            "one_hot": f.n_binary,
+            "products": f.n_vars - f.n_binary,
             "rows": f.n_rows,
             "constraint_rows": f.n_rows + sum(1 for m in self.bounds if m != MEMORY),
         }
