@@ -20,6 +20,7 @@ protocol, latency timing and export can all use it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -79,7 +80,7 @@ def export_onnx(
         "input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": int(opset)
     }
     x = example.detach().cpu()
-    with quiet_exporter(), torch.inference_mode(False), torch.no_grad():
+    with quiet_exporter(), _one_torchlib_registry(), torch.inference_mode(False), torch.no_grad():
         if isinstance(module, torch.export.ExportedProgram):
             torch.onnx.export(module, (), str(path), dynamo=True, external_data=False,
                               verbose=False, **common)
@@ -208,6 +209,44 @@ def _scope(node: Any) -> str | None:
             # the last entry is the op's own name, the others the enclosing modules
             return scopes[-2] if len(scopes) >= 2 else ""
     return None
+
+
+@functools.cache
+def _torchlib_registry(build: Any, cls: type, opset_version: int) -> Any:
+    """``build(cls, opset_version)`` (torch's own registry builder), once per opset."""
+    return build(cls, opset_version)
+
+
+@contextlib.contextmanager
+def _one_torchlib_registry() -> Iterator[None]:
+    """Build the dynamo exporter's ATen-to-ONNX registry once per opset for the process.
+
+    ``torch.onnx.export(dynamo=True)`` rebuilds it from onnxscript's torchlib on every call, which
+    reads the source of ~500 functions (``inspect.getsource``): a latency-table unit's export takes
+    0.35 s with one registry against 0.80 s without, and the quick run's profile stage 63 s against
+    98 s, with byte-identical files (results/benchmarks/onnx_export_speed.md). The registry depends
+    on the opset alone and the export only reads it (no custom translation table is passed), so one
+    built registry serves every export; the class method is restored on leaving."""
+    try:
+        from torch.onnx._internal.exporter import _registration
+    except ImportError:  # another torch layout: export as torch does
+        yield
+        return
+    cls = _registration.ONNXRegistry
+    original = cls.__dict__.get("from_torchlib")
+    if not isinstance(original, classmethod):
+        yield
+        return
+    build = original.__func__
+
+    def cached(klass: type, opset_version: int = 18) -> Any:
+        return _torchlib_registry(build, klass, int(opset_version))
+
+    cls.from_torchlib = classmethod(cached)  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        cls.from_torchlib = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
