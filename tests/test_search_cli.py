@@ -146,8 +146,10 @@ def test_mp_without_predictor_maximises_deepmad_and_equals_the_milp_optimum(tmp_
     outcome = run_search(SPACE, objectives=["max:accuracy"], constraints=["flops<=400K"],
                          algo="mp", budget=3, out=tmp_path / "mp", progress=False)
     best = MILPSearch(TINY, constraints={"flops": 400e3}).solve()
-    assert outcome.best.arch == best.arch
+    # the optimum's value, not its architecture: interchangeable slots of a stage tie (at_h1 then
+    # at_h2 scores as at_h2 then at_h1), and the two solves may return different ones of a tie
     assert outcome.best.metrics["deepmad_score"] == pytest.approx(best.objective, rel=1e-9)
+    assert outcome.best.metrics["flops"] <= 400e3
     assert len(outcome.result) == 3  # top-3 by no-good cuts
 
 

@@ -2,13 +2,15 @@
 as ``kill -9`` would) or at the K-th atomic write (``NAS_FAULT_KILL_AT_WRITE``, see nas/io.py).
 
 A child is forked from the test process (torch and the package already imported, so a trial costs
-the command's work, not an interpreter start), becomes the leader of its own process group, writes
+the command's work, not an interpreter start), becomes the leader of its own session, writes
 its stdout and stderr to files, and leaves with ``os._exit``. Only the child's PID is killed, as a
-user's ``kill -9`` would; :func:`group_survivors` then tells whether it left workers behind.
+user's ``kill -9`` would; :func:`group_survivors` then tells whether it left processes behind in its
+session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -60,9 +62,10 @@ def _child(argv: list[str], env: dict[str, str], log: Path) -> None:  # pragma: 
         os._exit(code)
 
 
-def group_survivors(pgid: int) -> int:
-    """Processes still alive in process group ``pgid`` (by /proc), zombies not counted."""
-    alive = 0
+def session_members(sid: int) -> list[int]:
+    """PIDs still alive in session ``sid`` (by /proc), zombies not counted: the command and every
+    process it started, whatever process group they moved to (Ray's driver takes its own)."""
+    alive = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -71,9 +74,14 @@ def group_survivors(pgid: int) -> int:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive += 1
+        if int(fields[4]) == sid and fields[0] != "Z":
+            alive.append(int(entry))
     return alive
+
+
+def group_survivors(sid: int) -> int:
+    """How many processes of session ``sid`` are still alive."""
+    return len(session_members(sid))
 
 
 def run_nas(argv: list[str], log: Path, *, kill_after: float | None = None,
@@ -110,8 +118,9 @@ def run_nas(argv: list[str], log: Path, *, kill_after: float | None = None,
     end = time.monotonic() + grace
     while (survivors := group_survivors(pid)) and time.monotonic() < end:
         time.sleep(0.1)  # workers notice their parent is gone and leave
-    if survivors:
-        os.killpg(pid, signal.SIGKILL)  # never leave them to the next trial
+    for member in session_members(pid) if survivors else ():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)  # never leave them to the next trial
     code = None if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     if kill_after is None and code is None and not kill_at_write:
         raise AssertionError(f"nas {' '.join(argv)} timed out after {timeout} s")

@@ -35,12 +35,40 @@ def kills_its_raylet(marker_dir: Path, victim: int, times: int):
     return fn
 
 
-def test_a_dead_raylet_gets_a_new_driver_and_every_item_appears_once(tmp_path):
+def process_groups() -> set[int]:
+    """The process group of every live process (zombies not counted)."""
+    groups = set()
+    for entry in os.listdir("/proc"):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            groups.add(int(fields[2]))
+    return groups
+
+
+def test_a_dead_raylet_gets_a_new_driver_and_every_item_appears_once(tmp_path, monkeypatch):
+    from nas.distributed import ray_utils
+
+    drivers: list[int] = []
+    end_group = ray_utils._kill_driver_group
+
+    def recorded(pgid: int | None) -> None:
+        drivers.append(pgid)
+        end_group(pgid)
+
+    monkeypatch.setattr(ray_utils, "_kill_driver_group", recorded)
     seen: list[int] = []
     got = map_tasks(kills_its_raylet(tmp_path, victim=2, times=1), range(5), num_cpus=2,
                     progress=False, on_result=lambda i, _: seen.append(i))
     assert got == [x * 10 for x in range(5)]
     assert sorted(seen) == list(range(5))
+    assert len(drivers) == 2  # the first driver and its restart
+    end = time.monotonic() + 5  # SIGKILL is sent; give the kernel a moment to end them
+    while set(drivers) & process_groups() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not set(drivers) & process_groups()  # nothing of either Ray instance is left
 
 
 def test_when_driver_restarts_run_out_ray_s_failure_is_one_line(tmp_path):

@@ -127,6 +127,7 @@ def test_a_killed_ray_worker_is_retried_and_every_subnet_appears_once(reference,
     outcome = run_nas(ray_argv(run, tmp_path), tmp_path / "log", grace=15)
     assert killed, "no Ray worker was seen"
     assert outcome.code == 0 and "Traceback" not in outcome.stderr, outcome.stderr[-2000:]
+    assert outcome.survivors == 0
     assert samples_by_id(tmp_path / "samples.csv") == expected
 
 
@@ -141,6 +142,8 @@ def test_a_dying_raylet_is_survived_or_one_line_and_the_rerun_completes(referenc
     if outcome.code != 0:  # it may have finished before the raylet died
         assert outcome.code == 2 and len(lines) == 1, outcome.stderr[-3000:]
         assert "Traceback" not in outcome.stderr, outcome.stderr[-3000:]
+    # Ray's agents outlive a dead raylet unless the driver's process group is ended (1 in 4 before)
+    assert outcome.survivors == 0
     pids.clear()
     finish(sample_argv(run, tmp_path), tmp_path / "rerun")
     assert samples_by_id(tmp_path / "samples.csv") == expected
