@@ -316,7 +316,7 @@ def test_precision_is_a_setting_a_resume_must_keep():
         TrainConfig(space="hybrid-tiny", precision="fp16")
 
 
-@pytest.mark.slow  # 25-90 s on 2 shared cores
+@pytest.mark.long  # 25-90 s on 2 shared cores
 def test_every_part_but_ray_runs_on_the_cpu(tmp_path, monkeypatch):
     """The parts' plumbing (train -> sample, profile -> validate -> report) on the CPU, with small
     settings: what a GPU run would do, less the device."""

@@ -245,7 +245,7 @@ def test_bad_device_is_one_clear_line(tmp_path: Path, capsys) -> None:
     assert "expected 'cpu', 'cuda' or 'cuda:N', onnxruntime or torchscript" in capsys.readouterr().err
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_profile_on_a_ray_node_with_a_custom_resource(tmp_path: Path, monkeypatch) -> None:
     import secrets
 

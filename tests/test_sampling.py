@@ -286,7 +286,7 @@ def test_latency_from_a_table_and_missing_keys_refused_before_measuring(run_dir,
     assert not (tmp_path / "more.csv").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_ray_tasks_write_the_same_content_as_one_worker(run_dir, reference, tmp_path,
                                                         monkeypatch):
     pytest.importorskip("ray")

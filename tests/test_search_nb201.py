@@ -66,7 +66,7 @@ def test_guided_pareto_front_on_pixel3() -> None:
     assert 0.9 * table_hv < hv <= table_hv + 1e-12
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_benchmark_quick_run(tmp_path) -> None:
     from nas.benchmarks import search_nb201
 

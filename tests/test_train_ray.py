@@ -163,7 +163,7 @@ def ray_env(tmp_path, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_two_ray_workers_train_the_same_subnets_and_resume(data_spec, tmp_path, ray_env,
                                                            monkeypatch):
     from nas.distributed import ray_session
