@@ -79,7 +79,7 @@ def export_subnets(space_name: str, run: Path | None, n: int, seed: int, work: P
     start = time.monotonic()
     if run is None:
         export_archs_onnx(space, archs, folder, seed=seed, resume=True,
-                          formats=("torchscript", "onnx"))
+                          formats=("pt", "torchscript", "onnx"))
         print(f"{space_name}: {n} random-weight exports ({time.monotonic() - start:.0f} s)",
               file=sys.stderr, flush=True)
         return folder
@@ -95,15 +95,18 @@ def export_subnets(space_name: str, run: Path | None, n: int, seed: int, work: P
 
 
 def profile_needed(spec: str, n: int, seed: int) -> None:
-    """``SPACE:DEVICE:TABLE``: profile (or complete) the table with the units the ``n`` validation
-    subnets and the 20 calibration subnets contain, and calibrate it on the latter."""
+    """``SPACE:DEVICE:TABLE[:BATCH]``: profile (or complete) the table at that batch (default 1)
+    with the units the ``n`` validation subnets and the 20 calibration subnets contain, and
+    calibrate it on the latter."""
     from nas.latency.space_profile import profile_space, protocol_for
 
-    space_name, device, table_path = spec.split(":", 2)
+    space_name, device, rest = spec.split(":", 2)
+    table_path, _, batch = rest.partition(":")
     space = load_space(space_name)
     archs = validation_archs(space, n, seed, exclude=calibration_archs(space, 20, 0))
-    profile_space(space, table_path, protocol_for(device, 1), calibrate=20, needed_for=archs,
-                  progress=False, say=lambda t: print(t, file=sys.stderr, flush=True))
+    profile_space(space, table_path, protocol_for(device, 1), batch=int(batch or 1),
+                  calibrate=20, needed_for=archs, progress=False,
+                  say=lambda t: print(t, file=sys.stderr, flush=True))
 
 
 def size_bias(table: LatencyTable, space_name: str, result: ExportedValidation,
@@ -253,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="a space and a latency table to validate the exports against")
     parser.add_argument("--random-weights", action="append", default=[], metavar="SPACE",
                         help="export this space's subnets with seeded random weights (no run)")
-    parser.add_argument("--profile", action="append", default=[], metavar="SPACE:DEVICE:TABLE",
-                        help="first profile the units the subnets need (nas profile's path)")
+    parser.add_argument("--profile", action="append", default=[],
+                        metavar="SPACE:DEVICE:TABLE[:BATCH]",
+                        help="first profile the units the subnets need (nas profile's path), "
+                        "at BATCH (default 1)")
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=WORK)

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,10 +47,12 @@ def descendants(pid: int) -> list[tuple[int, str]]:
 
 
 def kill_one_when(parent_of: list[int], match: str, *, after: float, timeout: float = 120,
-                  busy_first: bool = False) -> list[str]:
+                  busy_first: bool = False,
+                  ready: Callable[[], bool] = lambda: True) -> list[str]:
     """In a thread: once the command runs, SIGKILL one descendant whose command line contains
     ``match`` (or, for a match ending in '::', starts with it) after ``after`` seconds of it
-    existing (with ``busy_first``: of a Ray worker running a task); returns what it killed."""
+    existing (with ``busy_first``: of a Ray worker running a task) and once ``ready()`` says so;
+    returns what it killed."""
     killed: list[str] = []
 
     def matches(cmd: str, pattern: str) -> bool:
@@ -68,7 +71,7 @@ def kill_one_when(parent_of: list[int], match: str, *, after: float, timeout: fl
                 hits = []
             if hits and seen_at is None:
                 seen_at = time.monotonic()
-            if hits and time.monotonic() - seen_at >= after:
+            if hits and time.monotonic() - seen_at >= after and ready():
                 os.kill(hits[0][0], signal.SIGKILL)
                 killed.append(hits[0][1][:80])
                 return
@@ -76,6 +79,14 @@ def kill_one_when(parent_of: list[int], match: str, *, after: float, timeout: fl
 
     threading.Thread(target=watch, daemon=True).start()
     return killed
+
+
+def data_rows(csv_path: Path) -> int:
+    """Rows below the header of a CSV file being written (0 while it does not exist)."""
+    try:
+        return max(0, csv_path.read_text().count("\n") - 1)
+    except OSError:
+        return 0
 
 
 def pid_recorder(monkeypatch) -> list[int]:
@@ -107,7 +118,10 @@ def test_a_killed_pool_worker_is_retried_and_every_subnet_appears_once(reference
                                                                       monkeypatch):
     run, expected = reference
     pids = pid_recorder(monkeypatch)
-    killed = kill_one_when(pids, "spawn_main", after=1.5)
+    # Once the first subnet's row is written the pool's workers are busy with the others: a fixed
+    # delay after a worker appears could outlast the whole run on a quiet machine.
+    killed = kill_one_when(pids, "spawn_main", after=0.0,
+                           ready=lambda: data_rows(tmp_path / "samples.csv") >= 1)
     outcome = run_nas(sample_argv(run, tmp_path, workers=2), tmp_path / "log")
     assert killed, "no pool worker was seen"
     assert outcome.code == 0 and "Traceback" not in outcome.stderr, outcome.stderr[-2000:]
