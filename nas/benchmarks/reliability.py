@@ -92,13 +92,17 @@ FOUND: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def run_suite(report: Path) -> tuple[int, float]:
+def suite_argv(report: Path) -> list[str]:
+    """The one pytest call over every file of the suite (default, faults and long tests
+    together; not the gpu ones), with a JUnit XML report at ``report``."""
     files = [f for group in SUITE.values() for f in group]
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
-            "not slow and not gpu", "-o", "junit_logging=system-out", f"--junitxml={report}",
-            *files]
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not gpu",
+            "-o", "junit_logging=system-out", f"--junitxml={report}", *files]
+
+
+def run_suite(report: Path) -> tuple[int, float]:
     start = time.monotonic()
-    done = subprocess.run(argv, check=False)
+    done = subprocess.run(suite_argv(report), check=False)
     return done.returncode, time.monotonic() - start
 
 
