@@ -40,7 +40,7 @@ import torch
 
 from nas.arch import Architecture
 from nas.io import atomic_write_text
-from nas.latency.environment import cpu_model_name
+from nas.latency.environment import load_summary, machine_summary
 from nas.latency.onnx_units import kernel_ms_by_group, units_in_file
 from nas.latency.space_profile import calibration_archs, validation_archs
 from nas.latency.space_units import arch_features, build_network, build_unit, unit_kind
@@ -148,10 +148,9 @@ def report(rows: list[dict[str, Any]], command: str, load: tuple[float, float], 
     lines = [
         f"# Context experiment: units alone vs inside the network ({space}, ONNX Runtime)", "",
         f"Reproduce: `{command}`", "",
-        f"Measured on {cpu_model_name()} (2 logical cores, L2 4 MiB per core), "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds / 60:.0f} min; load "
-        f"average (1 min) {load[0]:.1f} at the start and {load[1]:.1f} at the end (machine shared "
-        "with other engineers' jobs). 1 intra-op thread, thread-CPU clock, every number of a row "
+        f"Measured on {machine_summary()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds / 60:.0f} min; "
+        f"{load_summary(*load)}. 1 intra-op thread, thread-CPU clock, every number of a row "
         "measured in the same interleaved run; medians of single calls, ms.", "",
         "Thread-clock columns (ms per call): `net` the whole network; `alone` the sum of its "
         "units each exported and timed alone (`build_unit`, as `nas profile` times them: the "

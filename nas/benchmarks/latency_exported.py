@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 import time
@@ -176,16 +175,14 @@ def prediction_variants(table: LatencyTable, space_name: str, result: ExportedVa
 
 def report(configs: list[dict[str, Any]], command: str, load: tuple[float, float],
            seconds: float) -> str:
-    from nas.latency.environment import cpu_model_name
+    from nas.latency.environment import load_summary, machine_summary
 
     lines = [
         "# Exported files vs latency tables (issue 13)", "",
         f"Reproduce: `{command}`", "",
-        f"Measured on {cpu_model_name()} ({platform.machine()}, {os.cpu_count()} logical cores), "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {seconds / 60:.0f} min in all. "
-        f"**The machine was shared with other engineers' jobs**: load average (1 min) "
-        f"{load[0]:.1f} at the start and {load[1]:.1f} at the end on 2 cores. Timings use the "
-        "tables' protocol with the thread-CPU clock (1 thread), which leaves out the time the "
+        f"Measured on {machine_summary()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {seconds / 60:.0f} min in all; "
+        f"{load_summary(*load)}. Timings use the tables' protocol with the thread-CPU clock (1 thread), which leaves out the time the "
         "scheduler gives other processes but not their effect on caches and memory bandwidth; "
         "the repeatability columns are the same files timed again in the same run, the floor "
         "for any prediction under this load.", "",
@@ -286,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         table = LatencyTable.load(table_path)
         runtimes = default_runtimes(table)
         if table.meta.runtime == "torch":
-            runtimes = ("eager", "torchscript")  # .pt2 is timed by `validate --exported` too
+            # TorchScript files are validated against a TorchScript table (its own runtime);
+            # .pt2 is timed by `nas latency validate --exported` too
+            runtimes = ("eager",)
         result = validate_exported(load_space(space_name), table_path, args.work / space_name,
                                    runtimes=runtimes, seed=args.seed,
                                    say=lambda t: print(t, file=sys.stderr, flush=True))

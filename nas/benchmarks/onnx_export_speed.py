@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import os
 import shlex
 import statistics
 import sys
@@ -31,7 +32,7 @@ import numpy as np
 
 from nas import onnx_graph
 from nas.io import atomic_write_text
-from nas.latency.environment import cpu_model_name
+from nas.latency.environment import machine_summary
 from nas.latency.space_units import build_unit, space_units
 from nas.spaces import load_space
 
@@ -100,8 +101,9 @@ def report(args: argparse.Namespace, seconds: dict[str, list[float]], identical:
         "Reproduce: `" + " ".join(["python -m nas.benchmarks.onnx_export_speed",
                                    *map(shlex.quote, argv)]) + "`",
         "",
-        f"Machine: {cpu_model_name()}, 2 cores shared with other jobs; both ways timed in one "
-        "process in alternating order, so read the ratio.",
+        f"Machine: {machine_summary()}, load average (1 min) {os.getloadavg()[0]:.1f} when "
+        "the report was written; both ways timed in one process in alternating order, so read "
+        "the ratio.",
         "",
         "`torch.onnx.export(dynamo=True)` builds its ATen-to-ONNX registry from onnxscript's "
         "torchlib on every call, reading the source of ~500 functions with `inspect.getsource`. "

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -48,6 +47,7 @@ import numpy as np
 
 from nas.arch import Architecture
 from nas.costs import size_bytes
+from nas.latency.environment import machine_summary
 from nas.precision import FP32, INT8
 
 METHODS = ("a_joint", "b_fp32", "c_fp32_then_int8", "d_random")
@@ -243,11 +243,10 @@ def write_report(path: Path, args: argparse.Namespace, per_seed: dict, summary: 
     lines = ["# Quantization policy searched with the architecture (Fashion-MNIST supernet)", "",
              "Command:", "", "```", "python -m nas.benchmarks.quantization " + " ".join(
                  sys.argv[1:]), "```", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
-             "shared with other engineers' jobs (loaded during the run); ONNX Runtime batch 1, "
-             f"1 thread, thread-CPU clock. Wall time of this call {seconds / 60:.1f} min (resumable: "
-             "measurements already in the work folder's measured.jsonl are reused; the first "
-             f"call measured all 72 in 43 min). Seeds: {args.seeds}; "
+             f"Machine: {machine_summary()}, load average (1 min) {os.getloadavg()[0]:.1f} "
+             "when the report was written; ONNX Runtime batch 1, 1 thread, thread-CPU clock. "
+             f"Wall time of this call {seconds / 60:.1f} min (resumable: measurements already in "
+             "the work folder's measured.jsonl are reused). Seeds: {args.seeds}; "
              f"search budget {args.search_budget} predictor evaluations per method and seed; "
              f"measurement budget {args.measure} architectures per method and seed.", "",
              "## Hypervolume (mean ± std over seeds; per-seed reference point)", "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -27,6 +28,34 @@ def cpu_model_name() -> str:
             if line.lower().startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine() or "unknown cpu"
+
+
+def l2_cache_per_core() -> str | None:
+    """The L2 cache of CPU 0 as the kernel reports it (``"2048K"``), or None where unknown."""
+    caches = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(caches.glob("index*")):
+        try:
+            if (index / "level").read_text().strip() == "2":
+                return (index / "size").read_text().strip()
+        except OSError:
+            continue
+    return None
+
+
+def machine_summary() -> str:
+    """One phrase for a report: CPU model, architecture, logical cores and L2 per core."""
+    l2 = l2_cache_per_core()
+    parts = [platform.machine(), f"{os.cpu_count()} logical cores"]
+    if l2:
+        parts.append(f"L2 {l2} per core")
+    return f"{cpu_model_name()} ({', '.join(parts)})"
+
+
+def load_summary(start: float, end: float) -> str:
+    """The 1-minute load average at a run's start and end, against the machine's cores: what a
+    reader needs to judge how far other processes disturbed a timing."""
+    return (f"load average (1 min) {start:.1f} at the start and {end:.1f} at the end on "
+            f"{os.cpu_count()} logical cores")
 
 
 def processor_name(device: str) -> str:
