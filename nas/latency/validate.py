@@ -36,6 +36,7 @@ from nas.devices import parse_device
 from nas.errors import IncompatibleFileError
 from nas.io import atomic_write, atomic_write_text
 from nas.latency.space_profile import (
+    PRECISIONS_NOTE,
     measure_networks,
     protocol_from,
     protocol_of,
@@ -388,17 +389,24 @@ def profile_command(meta: dict[str, Any], out: str) -> str:
 
     proto = protocol_description(protocol_from(meta.get("protocol")))  # complete
     default = TimingProtocol()
-    device = "onnxruntime" if meta["runtime"] == "onnxruntime" else meta["device"]
-    cal_set = (meta.get("notes") or {}).get("calibration_set") or {}
+    runtime = meta["runtime"]
+    device = runtime if runtime in ("onnxruntime", "torchscript") else meta["device"]
+    notes = meta.get("notes") or {}
+    cal_set = notes.get("calibration_set") or {}
     parts = [
-        "nas profile --space", meta["space_name"], "--device", device,
+        "nas profile --space", meta["space_name"], "--latency-device", device,
         "--threads", str(meta["threads"]), "--batch", str(meta["batch"]),
         "--calibrate", str(len(cal_set.get("archs", []))),
         "--seed", str(cal_set.get("seed", 0)),
     ]
-    if proto.get("clock", "wall") != ("thread" if device in ("cpu", "onnxruntime")
+    precisions = notes.get(PRECISIONS_NOTE) or ["fp32"]
+    if list(precisions) != ["fp32"]:
+        parts += ["--precisions", ",".join(precisions)]
+    if proto.get("clock", "wall") != ("thread" if (device == "cpu" or runtime != "torch")
                                        and meta["threads"] == 1 else "wall"):
         parts += ["--clock", proto.get("clock", "wall")]
+    if proto.get("cuda_graph"):
+        parts.append("--cuda-graphs")
     flags = (("warmup", "--warmup", 1), ("repeats", "--repeats", 1), ("rounds", "--rounds", 1),
              ("min_time_per_round", "--min-round-ms", 1e3),
              ("min_time_per_read", "--min-read-ms", 1e3))
