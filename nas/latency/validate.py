@@ -88,6 +88,13 @@ def repeat_agreement(first: Sequence[float], second: Sequence[float]) -> dict[st
     return out
 
 
+def drift_between(first: Sequence[float], second: Sequence[float]) -> float:
+    """The common drift of a second pass over the same networks: the median ratio second/first
+    (a machine that ran faster or slower as a whole between the passes)."""
+    return float(np.median(np.asarray(second, dtype=np.float64)
+                           / np.asarray(first, dtype=np.float64)))
+
+
 def load_checked_table(
     space: SearchSpace, table: LatencyTable | str | os.PathLike
 ) -> tuple[LatencyTable, str]:
@@ -199,7 +206,7 @@ def validate_table(
         load_after=os.getloadavg(),
     )
     if index.size >= 2:
-        result.drift = float(np.median(again / measured[index]))
+        result.drift = drift_between(measured[index], again)
         result.repeatability_drift_removed = repeat_agreement(
             measured[index], again / result.drift
         )
