@@ -8,6 +8,7 @@ started from Python continues from the command line and back. Imported lazily by
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,15 +141,18 @@ def profile_latency(
     *,
     device: str = "cpu",
     threads: int = 1,
+    batch: int = 1,
     calibrate: int = 20,
     seed: int = 0,
+    precisions: str | Sequence[str] | None = None,
     progress: bool | None = None,
     **protocol: Any,
 ) -> ProfileResult:
     """Measure every unit of ``space`` on this machine into the latency table ``out`` (a CSV
     path) and calibrate it on ``calibrate`` whole subnets, as ``nas profile`` does. ``device``:
-    ``cpu``, ``cuda[:i]`` (torch eager) or ``onnxruntime``; ``protocol``: timing settings
-    (``rounds``, ``repeats``, ...)."""
+    ``cpu``, ``cuda[:i]`` (torch eager), ``onnxruntime`` or ``torchscript``; ``precisions``
+    (``"fp32,int8"``, ONNX Runtime only): every unit at each precision and the quantize /
+    dequantize boundaries; ``protocol``: timing settings (``rounds``, ``repeats``, ...)."""
     from nas.latency.space_profile import profile_space, protocol_for
     from nas.progress import progress_enabled
 
@@ -156,8 +160,10 @@ def profile_latency(
         _space(space),
         out,
         protocol_for(device, threads, **protocol),
+        batch=batch,
         calibrate=calibrate,
         seed=seed,
+        precisions=precisions,
         progress=progress_enabled(progress),
         say=lambda _line: None,
     )
@@ -172,17 +178,21 @@ def sample_subnets(
     table: PathLike | None = None,
     seed: int = 0,
     workers: int = 1,
+    data_workers: int | None = None,
+    precisions: str | Sequence[str] | None = None,
     progress: bool | None = None,
 ) -> SampleResult:
     """Measure ``n`` distinct subnets of the trained ``run`` (validation accuracy, BN
     recalibrated; costs; predicted latency with ``table``) and append them to the CSV ``out``,
-    as ``nas sample`` does."""
+    as ``nas sample`` does. ``data_workers``: processes reading an image folder;
+    ``precisions`` (``"fp32,int8"``): sample precision policies too, int8 layers measured
+    through the QDQ graph ``nas export`` writes."""
     from nas.progress import progress_enabled
     from nas.sample.measure import sample_subnets as _sample
 
     return _sample(
         supernet_dir(run), out, n=n, strategy=strategy, seed=seed, lut=table, workers=workers,
-        progress=progress_enabled(progress),
+        progress=progress_enabled(progress), data_workers=data_workers, precisions=precisions,
     )
 
 

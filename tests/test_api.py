@@ -182,3 +182,24 @@ def test_study_with_a_storage_opens_in_optuna(tmp_path):
     assert trials[0].values == [study.trials[0].values["acc"], 1.0]
     assert trials[0].params["resolution"] == study.trials[0].arch.resolution
     assert trials[0].user_attrs["flops"] == study.trials[0].costs["flops"]
+
+
+def test_profile_and_sample_pass_batch_precisions_and_data_workers_through(monkeypatch, tmp_path):
+    """The front door offers what `nas profile --batch --precisions` and `nas sample
+    --data-workers --precisions` do, and hands it to the functions those commands call."""
+    from nas.latency import space_profile
+    from nas.sample import measure
+
+    seen: dict[str, dict] = {}
+    monkeypatch.setattr(space_profile, "profile_space",
+                        lambda *a, **kw: seen.setdefault("profile", kw))
+    monkeypatch.setattr(measure, "sample_subnets",
+                        lambda *a, **kw: seen.setdefault("sample", kw))
+    nas.profile_latency("hybrid-tiny", tmp_path / "t.csv", device="onnxruntime", batch=32,
+                        precisions="fp32,int8")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")  # only its presence is checked here
+    nas.sample_subnets(tmp_path / "run", tmp_path / "s.csv", n=4, data_workers=2,
+                       precisions=["fp32", "int8"])
+    assert (seen["profile"]["batch"], seen["profile"]["precisions"]) == (32, "fp32,int8")
+    assert (seen["sample"]["data_workers"], seen["sample"]["precisions"]) == (2, ["fp32", "int8"])
