@@ -319,7 +319,7 @@ def test_nb201_benchmark_smoke(tmp_path):
                                   "--out", str(out)])
     assert code == 0
     text = out.read_text()
-    assert "Reproduce: `.venv/bin/python -m nas.benchmarks.predictors_nb201 --seeds 2" in text
+    assert "Reproduce: `python -m nas.benchmarks.predictors_nb201 --seeds 2" in text
     assert "synflow 0.737" in text and "vote of three 0.817" in text
     frame = pd.read_csv(out.with_suffix(".csv"))
     assert len(frame) == 2 * 2 * 2

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from nas.latency.environment import machine_summary
+
 OUT = Path("results/benchmarks/optuna_storage.md")
 SPACE = "hybrid-cifar"
 OBJECTIVES = ("min:flops", "max:params")
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs per setting, a fresh database each time, after an untimed warm-up of each kind "
         "(the first import of SQLAlchemy and alembic is a one-off 2-5 s). The sampler works on an in-memory study; "
         "the SQLite study receives one trial per distinct architecture, written in batches "
-        "(WAL journal, synchronous=NORMAL). Machine: {machine_summary()}, load average at "
+        f"(WAL journal, synchronous=NORMAL). Machine: {machine_summary()}, load average at "
         f"the start {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} (1, 5, 15 min); compare the "
         "ratio of runs made side by side.",
         "",

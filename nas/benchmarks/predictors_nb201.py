@@ -40,7 +40,7 @@ ZERO_COST = (("synflow", 0.737), ("jacob_cov", 0.731), ("snip", 0.596), ("grad_n
              ("vote of three", 0.817))
 TARGET_SPEARMAN = (100, 0.85)
 TARGET_KENDALL = (1000, 0.80)
-COMMAND = ".venv/bin/python -m nas.benchmarks.predictors_nb201"
+COMMAND = "python -m nas.benchmarks.predictors_nb201"
 NEUTRAL = 0.01  # Spearman changes smaller than this are reported as neutral
 
 

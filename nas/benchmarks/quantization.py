@@ -246,7 +246,7 @@ def write_report(path: Path, args: argparse.Namespace, per_seed: dict, summary: 
              f"Machine: {machine_summary()}, load average (1 min) {os.getloadavg()[0]:.1f} "
              "when the report was written; ONNX Runtime batch 1, 1 thread, thread-CPU clock. "
              f"Wall time of this call {seconds / 60:.1f} min (resumable: measurements already in "
-             "the work folder's measured.jsonl are reused). Seeds: {args.seeds}; "
+             f"the work folder's measured.jsonl are reused). Seeds: {args.seeds}; "
              f"search budget {args.search_budget} predictor evaluations per method and seed; "
              f"measurement budget {args.measure} architectures per method and seed.", "",
              "## Hypervolume (mean ± std over seeds; per-seed reference point)", "",

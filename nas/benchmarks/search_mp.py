@@ -43,7 +43,7 @@ from nas.spaces import load_space
 from nas.spaces.schema import SearchSpace
 from predictors.encoders import OneHotEncoder
 
-COMMAND = ".venv/bin/python -m nas.benchmarks.search_mp"
+COMMAND = "python -m nas.benchmarks.search_mp"
 QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
