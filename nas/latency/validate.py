@@ -38,6 +38,7 @@ from nas.io import atomic_write, atomic_write_text
 from nas.latency.space_profile import (
     PRECISIONS_NOTE,
     measure_networks,
+    protocol_for,
     protocol_from,
     protocol_of,
     space_for_table,
@@ -409,8 +410,8 @@ def profile_command(meta: dict[str, Any], out: str) -> str:
     precisions = notes.get(PRECISIONS_NOTE) or ["fp32"]
     if list(precisions) != ["fp32"]:
         parts += ["--precisions", ",".join(precisions)]
-    if proto.get("clock", "wall") != ("thread" if (device == "cpu" or runtime != "torch")
-                                       and meta["threads"] == 1 else "wall"):
+    auto_clock = protocol_for(device, meta["threads"], check_here=False).clock
+    if proto.get("clock", "wall") != auto_clock:
         parts += ["--clock", proto.get("clock", "wall")]
     if proto.get("cuda_graph"):
         parts.append("--cuda-graphs")
