@@ -27,8 +27,10 @@
 #     mkdir -p .data && cp -r /usr/share/datasets/fashion-mnist .data/
 # then run with carry [".data"] (add ".whl" for wheels, see --wheels) and timeout_s 600:
 #     bash scripts/gpu_check.sh --out $OUT --budget 420
-# and copy $OUT/gpu.md (files_at) to results/benchmarks/gpu.md. Without .data the training part
-# uses digits and says so.
+# and copy $OUT/gpu.md, gpu.json and the latency_cuda_b* reports with their CSV and plots (files_at)
+# to results/benchmarks/. The tool brings back at most 8 files: give --out $OUT/gpu and end the
+# command with `tar czf $OUT/gpu.tgz -C $OUT gpu`. Without .data the training part uses digits and
+# says so.
 set -uo pipefail
 CALLER=$PWD
 cd "$(dirname "$0")/.."
@@ -154,7 +156,9 @@ timeout -k 10 $((BUDGET + 120)) "$PY" -m nas.benchmarks.gpu --out "$OUT" --budge
 RC=$?
 if [ "$LOG_DIR" = "$OUT" ]; then  # the test log and the latency validation reports beside gpu.md
   [ -f "$WORK/tests.txt" ] && cp "$WORK/tests.txt" "$OUT/gpu_tests.txt"
-  for f in "$WORK"/latency_cuda_b*.md; do [ -f "$f" ] && cp "$f" "$OUT/"; done
+  for f in "$WORK"/latency_cuda_b*.md "$WORK"/latency_cuda_b*.csv "$WORK"/latency_cuda_b*.png; do
+    [ -f "$f" ] && cp "$f" "$OUT/"
+  done
 fi
 step "done (exit code $RC): $OUT/gpu.md"
 exit $RC

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from nas.benchmarks import gpu
 from nas.errors import UserError
+from nas.latency.table import LatencyTable
 from nas.latency.timing import TimingProtocol, _Runner
 from nas.train import TrainConfig, train
 from nas.train.checkpoint import capture_rng, restore_rng
@@ -335,6 +336,9 @@ def test_every_part_but_ray_runs_on_the_cpu(tmp_path, monkeypatch):
     by_name = {r["name"]: r["data"] for r in results}
     assert by_name["train"]["epochs_done"] == 1 and by_name["train"]["returncode"] == 0
     assert set(by_name["latency"]["batches"]) == {"1", "64"}
+    for batch in (1, 64):  # the validation report's networks CSV stays beside the table, apart
+        assert len(LatencyTable.load(tmp_path / f"table_cuda_b{batch}.csv")) > 0
+        assert (tmp_path / f"latency_cuda_b{batch}.csv").read_text().startswith("arch")
     assert by_name["sample"]["rows"] == 3 and by_name["sample"]["returncode"] == 0
     text = gpu.render_report({}, results)
     assert "subnets/s" in text and "within +/-10%" in text

@@ -262,3 +262,14 @@ def test_profile_on_a_ray_node_with_a_custom_resource(tmp_path: Path, monkeypatc
     table = LatencyTable.load(out)
     assert sorted(table.keys()) == sorted(space_keys(TINY))
     assert table.calibration is not None and result.measured == 86
+
+
+def test_validate_refuses_an_out_that_would_overwrite_the_table(full_table: Path, tmp_path: Path,
+                                                                capsys) -> None:
+    before = full_table.read_bytes()
+    out = full_table.with_suffix(".md")  # its networks CSV would be the table's own file
+    assert main(["latency", "validate", "--space", "hybrid-tiny", "--table", str(full_table),
+                 "--n", "3", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would overwrite" in err[0] and full_table.name in err[0]
+    assert full_table.read_bytes() == before and not out.exists()

@@ -263,6 +263,18 @@ def test_calibration_choice_follows_the_data() -> None:
     assert dict(zip(cal.features, cal.coef))["lut_sum"] == pytest.approx(1.3, rel=0.02)
 
 
+def test_a_calibration_that_falls_as_the_units_get_slower_is_never_chosen() -> None:
+    """Networks whose time follows their unit counts and falls with the unit sum (seen on a
+    launch-bound GPU at batch 64): the signed per-kind fit is exact there but has a negative
+    scale; the choice must keep a positive one."""
+    table, keys, y, extra = _synthetic({"attn": 0.5, "mixer": 0.35, "conv": 0.34}, -0.2, 2.0)
+    assert y.min() > 0
+    cal, record = fit_space_calibration(table, keys, y, extra)
+    assert "per-kind" in record["rejected_nonpositive_scale"]
+    assert record["chosen"] not in record["rejected_nonpositive_scale"]
+    assert dict(zip(cal.features, cal.coef))["lut_sum"] > 0
+
+
 def test_signed_calibration_round_trips_with_its_model_name() -> None:
     x = np.linspace(1.0, 2.0, 10)
     cal = Calibration.fit({"lut_sum": x}, 1.2 * x - 0.1, nonnegative=False)

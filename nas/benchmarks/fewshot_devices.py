@@ -1,8 +1,11 @@
 """A family of real latency "devices" on this machine, measured for the few-shot benchmark.
 
 A device is one setting of runtime (torch eager or ONNX Runtime), intra-op threads (1 or 2) and
-batch (1 or 32): each changes the relative costs of convolutions, attention and mixers. For each
-device :func:`measure_device` writes, in ``<work>/<device>/``:
+batch (1 or 32): each changes the relative costs of convolutions, attention and mixers. Where torch
+sees a CUDA GPU, two more: torch eager on the GPU at batch 1 (launch-bound) and 64 (CUDA events).
+A device is measured where it exists (``--devices`` defaults to those); its folder is then copied
+into ``<work>/<space>/`` beside the others. For each device
+:func:`measure_device` writes, in ``<work>/<device>/``:
 
 - ``table.csv`` (+ ``.json``): the full unit-by-unit latency table of the space with its
   20-network calibration (``nas profile``'s own machinery, :func:`profile_space`): the ceiling a
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from nas.arch import Architecture
 from nas.io import atomic_write_text
@@ -57,23 +61,33 @@ DEFAULT_WORK = Path(__file__).resolve().parents[2] / "results" / "fewshot"
 class DeviceSetting:
     """One device of the family."""
 
-    runtime: str  # "cpu" (torch eager) or "onnxruntime"
+    runtime: str  # "cpu" (torch eager), "onnxruntime" or "cuda" (torch eager on the GPU)
     threads: int
     batch: int
 
     @property
     def name(self) -> str:
+        if self.runtime == "cuda":
+            return f"cuda-b{self.batch}"
         runtime = "torch" if self.runtime == "cpu" else "ort"
         return f"{runtime}-t{self.threads}-b{self.batch}"
+
+    def available(self) -> bool:
+        """Whether this machine has the device (the CPU ones always; the GPU ones with CUDA)."""
+        return self.runtime != "cuda" or torch.cuda.is_available()
 
 
 DEVICES: dict[str, DeviceSetting] = {
     d.name: d
     for d in (
-        DeviceSetting(runtime, threads, batch)
-        for threads in (1, 2)
-        for runtime in ("cpu", "onnxruntime")
-        for batch in (1, 32)
+        *(
+            DeviceSetting(runtime, threads, batch)
+            for threads in (1, 2)
+            for runtime in ("cpu", "onnxruntime")
+            for batch in (1, 32)
+        ),
+        DeviceSetting("cuda", 1, 1),
+        DeviceSetting("cuda", 1, 64),
     )
 }
 
@@ -143,11 +157,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", default="hybrid-cifar")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
-    parser.add_argument("--devices", nargs="+", default=list(DEVICES), choices=list(DEVICES))
+    parser.add_argument("--devices", nargs="+", choices=list(DEVICES),
+                        help="default: every device this machine has")
     parser.add_argument("--n-networks", type=int, default=N_NETWORKS)
     args = parser.parse_args(argv)
+    names = args.devices or [n for n, d in DEVICES.items() if d.available()]
+    absent = [n for n in names if not DEVICES[n].available()]
+    if absent:
+        parser.error(f"not on this machine: {', '.join(absent)} (torch sees no CUDA device)")
     space = load_space(args.space)
-    for name in args.devices:
+    for name in names:
         measure_device(space, DEVICES[name], args.work / space.name, n_networks=args.n_networks)
     return 0
 

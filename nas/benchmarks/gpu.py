@@ -277,7 +277,7 @@ def run_latency(ctx: Context, state: PartState) -> None:
     protocol = protocol_for(DEVICE, 1, warmup=10, repeats=10, rounds=3, min_time_per_round=0.005)
     results: Data = {}
     for batch in LATENCY_BATCHES:
-        table = ctx.work / f"latency_cuda_b{batch}.csv"
+        table = ctx.work / f"table_cuda_b{batch}.csv"  # the report beside it: latency_cuda_b*
         profiled = profile_space(space, table, protocol, batch=batch, calibrate=20, seed=0,
                                  progress=False, say=lambda _: None)
         results[str(batch)] = {"entries": len(profiled.table), "profile_s": profiled.seconds,
@@ -287,8 +287,9 @@ def run_latency(ctx: Context, state: PartState) -> None:
         state.save(batches=results)
         val = validate_table(space, profiled.table, n=VALIDATE_N, repeat_subset=REPEAT_N, seed=1,
                              progress=False, say=lambda _: None)
-        write_report(val, table.with_suffix(".md"), f"nas latency validate --space {LATENCY_SPACE} "
-                     f"--table {table} --n {VALIDATE_N} --repeat-subset {REPEAT_N} --seed 1")
+        write_report(val, ctx.work / f"latency_cuda_b{batch}.md",
+                     f"nas latency validate --space {LATENCY_SPACE} --table {table} "
+                     f"--n {VALIDATE_N} --repeat-subset {REPEAT_N} --seed 1")
         results[str(batch)].update(metrics=val.metrics, repeatability=val.repeatability,
                                    drift=val.drift, validate_s=val.seconds,
                                    summary=summary_lines(val))

@@ -1,7 +1,8 @@
 """Benchmark: few-shot latency tables (:mod:`nas.latency.fewshot`) on a family of real devices.
 
 Part 1, this machine: the devices of :mod:`nas.benchmarks.fewshot_devices` (torch eager and ONNX
-Runtime x 1 and 2 threads x batch 1 and 32), each with its full unit table and 150 whole networks
+Runtime x 1 and 2 threads x batch 1 and 32, and torch eager on a CUDA GPU at batch 1 and 64 when
+their folders were measured there), each with its full unit table and 150 whole networks
 of the space measured end to end. For each device in turn, the OTHER devices' full tables are the
 priors; n = 5, 10, 20, 50 shots are drawn (seeded) from the first 50 networks and every method is
 scored on the last 100 (never shots): Spearman, Kendall and the share within +/-10%, beside
@@ -440,7 +441,7 @@ def write_report(
         "",
         (__doc__ or "").split("\n\n")[0],
         "",
-        "## Part 1: a family of devices on this machine",
+        "## Part 1: a family of devices (this machine's CPU settings, and a GPU's where one was lent)",
         "",
     ]
     lines += list(notes)
@@ -449,7 +450,7 @@ def write_report(
         lines += [
             "",
             f"Space {space.name}; devices ({len(devices)}): {', '.join(names)}"
-            + (f"; not measured in time: {', '.join(missing)}" if missing else "") + ".",
+            + (f"; not measured: {', '.join(missing)}" if missing else "") + ".",
             f"Shots drawn from the first {POOL} networks ({int(family['seed'].max()) + 1} seeds for "
             f"n < {POOL}), test on "
             f"the other 100; the priors of a device are the other {len(devices) - 1} devices' "

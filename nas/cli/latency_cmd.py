@@ -59,12 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     m = sub.add_parser(
         "merge",
-        help="merge partial tables of the same device and protocol",
+        help="merge partial tables of the same device and protocol (or re-fit one's calibration)",
         description=(
             "Join two or more tables measured on the same device with the same protocol, "
             "batch, threads and space. For a key in several tables the lowest median is kept. "
             "The calibration is re-fitted from the end-to-end measurements stored in the "
-            "sidecars when every key they need is present (give --space), else dropped."
+            "sidecars when every key they need is present (give --space), else dropped. "
+            "Given one table, it re-fits that table's calibration (after a change of the "
+            "calibration rule, say) without the device."
         ),
     )
     m.add_argument("tables", nargs="+", help="tables to merge (CSV or JSON paths)")
@@ -191,8 +193,10 @@ def run_validate(args: argparse.Namespace) -> int:
     if args.exported is not None:
         return run_validate_exported(args)
     from nas.io import check_writable
+    from nas.latency.table import LatencyTable
     from nas.latency.validate import (
         REPORT_DIR,
+        check_report_keeps,
         default_report_path,
         summary_lines,
         validate_table,
@@ -200,8 +204,10 @@ def run_validate(args: argparse.Namespace) -> int:
     )
     from nas.spaces import load_space
 
-    # the report's folder, checked before the measurements, not after them
+    # the report's folder and files, checked before the measurements, not after them
     check_writable(Path(args.out).parent if args.out is not None else REPORT_DIR)
+    if args.out is not None:
+        check_report_keeps(args.out, LatencyTable.paths(args.table))
     space = load_space(args.space)
     result = validate_table(
         space,

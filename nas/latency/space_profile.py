@@ -300,9 +300,12 @@ def fit_space_calibration(
 
     Coefficients are signed (least squares on relative errors); the candidate with the lowest
     leave-one-out error wins; within a relative TIE_TOLERANCE of it, the one with the fewest
-    features (a model needs K >= its parameters + 4 to be considered). ``guard``: keys and extra
-    features of architectures (the space's extremes) every prediction of which must be > 0 ms;
-    a candidate that extrapolates to zero or below there is rejected. ``call_overhead_ms``: the
+    features (a model needs K >= its parameters + 4 to be considered). A candidate whose scale on
+    the unit sum is not > 0 is rejected: its predictions would fall as the units get slower (a
+    launch-bound GPU's 20 networks can fit that, and a latency-aware search would then prefer
+    bigger layers). ``guard``: keys and extra features of architectures (the space's extremes)
+    every prediction of which must be > 0 ms; a candidate that extrapolates to zero or below
+    there is rejected. ``call_overhead_ms``: the
     runtime's measured per-call overhead (:func:`measure_call_overhead`); ``net-`` candidates on
     ``lut_net`` (:func:`net_sum_features`) then compete, and a chosen one is rewritten in
     ``lut_sum`` and ``n_units``."""
@@ -321,18 +324,23 @@ def fit_space_calibration(
     loo: dict[str, float] = {}
     fits: dict[str, Calibration] = {}
     rejected: list[str] = []
+    rejected_scale: list[str] = []
     for name, cols in candidates.items():
         if y.size < len(cols) + 4:  # leave-one-out needs a few points beyond the parameters
             continue
         fit = Calibration.fit({n: features[n] for n in cols}, y, nonnegative=False)
+        if fit.coef[0] <= 0:  # cols[0] is the unit sum (lut_sum or lut_net)
+            rejected_scale.append(name)
+            continue
         if guard_features is not None and np.any(fit.predict(guard_features) <= 0):
             rejected.append(name)
             continue
         fits[name] = fit
         loo[name] = _loo_rms_relative(features, cols, y)
     record: dict[str, Any] = {"loo_rms_relative_error": loo, "rejected_nonpositive": rejected,
+                              "rejected_nonpositive_scale": rejected_scale,
                               "call_overhead_ms": call_overhead_ms}
-    if not loo:  # too few measurements, or every signed model extrapolates below zero
+    if not loo:  # too few measurements, or every signed model is rejected
         record["chosen"] = "scale (nonnegative)"
         return Calibration.fit({"lut_sum": features["lut_sum"]}, y), record
     best = min(loo.values())  # the fewest features within TIE_TOLERANCE of the best error

@@ -33,7 +33,7 @@ from scipy import stats
 
 from nas.arch import Architecture
 from nas.devices import parse_device
-from nas.errors import IncompatibleFileError
+from nas.errors import IncompatibleFileError, UserError
 from nas.io import atomic_write, atomic_write_text
 from nas.latency.space_profile import (
     PRECISIONS_NOTE,
@@ -263,13 +263,28 @@ def summary_lines(result: ValidationResult) -> list[str]:
 # ----- report ------------------------------------------------------------------------------------
 
 
+def report_paths(md_path: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """The files :func:`write_report` writes: the Markdown, the scatter PNG and the networks CSV."""
+    md_path = Path(md_path)
+    return md_path, md_path.with_suffix(".png"), md_path.with_suffix(".csv")
+
+
+def check_report_keeps(md_path: str | os.PathLike, keep: Sequence[str | os.PathLike]) -> None:
+    """Refuse (one line) a report path whose files would overwrite one of ``keep`` (the table
+    being validated and its sidecar: ``--out table.md`` would write the networks as table.csv)."""
+    kept = {Path(k).resolve() for k in keep}
+    for path in report_paths(md_path):
+        if path.resolve() in kept:
+            raise UserError(f"--out {md_path} would overwrite {path} (the report writes "
+                            f"{', '.join(p.name for p in report_paths(md_path))}); "
+                            "choose another --out")
+
+
 def write_report(
     result: ValidationResult, md_path: str | os.PathLike, command: str
 ) -> tuple[Path, Path, Path]:
     """Write the Markdown report, a CSV of every network and the scatter PNG beside it."""
-    md_path = Path(md_path)
-    png_path = md_path.with_suffix(".png")
-    csv_path = md_path.with_suffix(".csv")
+    md_path, png_path, csv_path = report_paths(md_path)
     _write_plot(result, png_path)
     atomic_write_text(csv_path, _csv(result))
     atomic_write_text(md_path, _markdown(result, command, png_path.name, csv_path.name))
