@@ -267,7 +267,7 @@ def test_family_benchmark_runs_end_to_end_on_synthetic_devices(tmp_path: Path) -
     archs = benchmark_archs(space, 70)
     rng = np.random.default_rng(11)
     for name, scales in (("torch-t1-b1", {}), ("ort-t1-b1", {"attn": 2.0}),
-                         ("torch-t1-b32", {"conv": 3.0, "mixer": 0.5})):
+                         ("cuda-b64", {"conv": 3.0, "mixer": 0.5})):  # a GPU's folder too
         table = _table(space, np.random.default_rng(5), name, scales)
         table.set_calibration(Calibration(("lut_sum",), (1.0,), 0.2, 20))
         folder = tmp_path / "work" / SPACE / name
@@ -286,6 +286,20 @@ def test_family_benchmark_runs_end_to_end_on_synthetic_devices(tmp_path: Path) -
     assert set(rows["method"]) == set(latency_fewshot.METHODS)
     auto = rows[(rows["method"] == latency_fewshot.FEWSHOT) & (rows["n"] == 20)]
     assert auto["spearman"].min() > 0.9  # the devices are per-kind rescalings of each other
+
+
+def test_gpu_devices_are_measured_only_where_torch_sees_cuda(monkeypatch, capsys) -> None:
+    import torch
+
+    from nas.benchmarks import fewshot_devices
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert {n for n, d in fewshot_devices.DEVICES.items() if not d.available()} == {
+        "cuda-b1", "cuda-b64"}
+    with pytest.raises(SystemExit) as exc:
+        fewshot_devices.main(["--devices", "torch-t1-b1", "cuda-b1", "--work", "unused"])
+    assert exc.value.code == 2
+    assert "not on this machine: cuda-b1" in capsys.readouterr().err
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
