@@ -286,6 +286,9 @@ def test_family_benchmark_runs_end_to_end_on_synthetic_devices(tmp_path: Path) -
     assert set(rows["method"]) == set(latency_fewshot.METHODS)
     auto = rows[(rows["method"] == latency_fewshot.FEWSHOT) & (rows["n"] == 20)]
     assert auto["spearman"].min() > 0.9  # the devices are per-kind rescalings of each other
+    macs = rows[rows["method"] == latency_fewshot.MACS]  # ranked by MACs as they are, any n
+    assert macs["spearman"].notna().all()
+    assert (macs.groupby("device")["spearman"].nunique() == 1).all()
 
 
 def test_gpu_devices_are_measured_only_where_torch_sees_cuda(monkeypatch, capsys) -> None:
