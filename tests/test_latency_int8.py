@@ -248,3 +248,21 @@ def test_one_cost_builder_names_a_missing_int8_unit() -> None:
     with pytest.raises(MissingKeysError, match=missing.replace("[", r"\[")):
         latency_cost_rule(table, MIXED)
     latency_cost_rule(table, TINY)  # an fp32 space needs no int8 entry
+
+
+def test_switch_cost_benchmark_pairs_each_kind_and_writes_its_report(micro, tmp_path) -> None:
+    from nas.benchmarks import int8_switch_cost as bench
+
+    space_path, table_path = micro
+    space = load_space(str(space_path)).with_precisions("fp32,int8")
+    arch = Architecture.from_str("r12 stem@int8 | w8: ir_k3_e1@int8 | w16: at_h1_m2@int8")
+    assert bench.gene_kinds(arch) == ["stem", "conv", "attn", "head"]
+    assert bench.switched_off(arch, "conv").precisions() == (INT8, FP32, INT8, FP32)
+    for a, b in bench.pairs(space, "attn", 3, 0, []):
+        assert INT8 in [p for k, p in zip(bench.gene_kinds(a), a.precisions()) if k == "attn"]
+        assert b == bench.switched_off(a, "attn") and b != a
+    out = tmp_path / "switch.md"
+    assert bench.main(["--space", str(space_path), "--table", str(table_path), "--n", "2",
+                       "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| stem | 2 |" in text and "| attn | 2 |" in text and "| head | 2 |" in text
