@@ -28,8 +28,9 @@ shrinkage). The chosen model is refitted on all shots; it gives each unit a tran
 Stage 2 (:func:`refine_units`): the learned additive model on the shots' unit counts, each unit's
 cost shrunk towards ``s * transferred cost + u_kind`` (alpha by cross-validation), so that where
 the shots disagree with the transfer single units move; units no shot contains keep their
-target. Measured on this machine's device family (``results/benchmarks/latency_fewshot.md``):
-stage 2 adds about 0.01 Spearman at 10 shots and 0.04 at 20-50. The result is written as a latency
+target. Measured on the 10-device family (``results/benchmarks/latency_fewshot.md``, quiet
+machine): stage 2 leaves the mean Spearman where stage 1 puts it (-0.004 at 10 shots, +0.002 at
+50) and adds about 2 points of networks within +/-10% at 10-50 shots. The result is written as a latency
 table of the space (unit entries, the intercept as a ``lut_sum``-only calibration), so every
 command that reads a table (``nas latency predict``, ``nas search --table``, ``nas latency
 validate``) uses it unchanged, and its sum over an architecture equals the fitted model. The
