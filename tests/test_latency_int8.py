@@ -189,7 +189,13 @@ def test_bad_precision_inputs_are_one_line_exit_2(micro, tmp_path, capsys) -> No
 # ----- the one "table latency as a cost" builder ----------------------------------------------
 
 
-def _synthetic_table(space, drop: str | None = None) -> LatencyTable:
+PLAIN_CALIBRATION = (("lut_sum", "n_units", "n_attn", "params"), (1.2, 0.01, 0.05, 2e-7))
+INT8_CALIBRATION = (("lut_sum", "n_units", "int8_excess_mixer", "int8_excess_conv"),
+                    (1.2, 0.01, 0.9, -0.5))
+
+
+def _synthetic_table(space, drop: str | None = None,
+                     calibration: tuple = PLAIN_CALIBRATION) -> LatencyTable:
     from nas.latency.calibration import Calibration
     from nas.latency.table import TableEntry, TableMeta
     from nas.latency.timing import TimingProtocol
@@ -200,19 +206,20 @@ def _synthetic_table(space, drop: str | None = None) -> LatencyTable:
     keys = [k for k in precision_keys(space, (FP32, INT8)) if k != drop]
     table = LatencyTable(meta, {k: TableEntry(1.0, 0.1, float(rng.uniform(0.01, 1.0)), 10)
                                 for k in keys})
-    table.set_calibration(Calibration(("lut_sum", "n_units", "n_attn", "params"),
-                                      (1.2, 0.01, 0.05, 2e-7), 0.3, n_fit=20))
+    table.set_calibration(Calibration(*calibration, 0.3, n_fit=20))
     return table
 
 
-def test_one_cost_builder_is_precision_aware_with_boundaries() -> None:
+@pytest.mark.parametrize("calibration", [PLAIN_CALIBRATION, INT8_CALIBRATION],
+                         ids=["plain", "int8-switch-scales"])
+def test_one_cost_builder_is_precision_aware_with_boundaries(calibration) -> None:
     from nas.latency.space_units import latency_cost_rule
     from nas.search.mp_costs import latency_cost
     from nas.search.space_problem import TableLatency
     from nas.spaces import encode
     from nas.spaces.tables import GenomeTables
 
-    table = _synthetic_table(MIXED)
+    table = _synthetic_table(MIXED, calibration=calibration)
     rule = latency_cost_rule(table, MIXED)
     archs = [MIXED.sample(np.random.default_rng(i)) for i in range(40)]
     predicted = predict_latency(table, MIXED, archs)

@@ -263,6 +263,64 @@ def test_calibration_choice_follows_the_data() -> None:
     assert dict(zip(cal.features, cal.coef))["lut_sum"] == pytest.approx(1.3, rel=0.02)
 
 
+def _mixed_synthetic(switch_scale: dict[str, float], scale: float = 1.1, k: int = 30):
+    """Networks of hybrid-tiny at fp32 and int8 whose time is the table's, except that switching
+    a unit of kind K to int8 costs ``1 + switch_scale[K]`` times what the table says."""
+    from nas.latency.space_units import precision_keys
+    from nas.precision import FP32, INT8
+
+    mixed = TINY.with_precisions("fp32,int8")
+    meta = TableMeta.for_protocol(TimingProtocol(), batch=1, dtype="float32",
+                                  space_name=mixed.name, space_hash=mixed.hash())
+    rng = np.random.default_rng(0)
+    table = LatencyTable(meta, {key: TableEntry(1.0, 0.1, float(rng.uniform(0.01, 1.0)), 10)
+                                for key in precision_keys(mixed, (FP32, INT8))})
+    archs = calibration_archs(mixed, k, seed=0)
+    keys = [arch_keys(mixed, a) for a in archs]
+    features = table.calibration_features(keys)
+    y = scale * features["lut_sum"] + 0.05
+    for kind, extra in switch_scale.items():
+        y = y + scale * extra * features[f"int8_excess_{kind}"]
+    noise = 1 + 0.002 * np.random.default_rng(1).standard_normal(k)
+    return mixed, table, archs, keys, y * noise
+
+
+def test_calibration_scales_each_kinds_int8_switch_when_the_data_say_so() -> None:
+    mixed, table, archs, keys, y = _mixed_synthetic({"mixer": 0.8, "conv": -0.4})
+    features = table.calibration_features(keys)
+    assert {"int8_excess_conv", "int8_excess_mixer"} <= set(features)
+    assert np.ptp(features["int8_excess_mixer"]) > 0
+    cal, record = fit_space_calibration(table, keys, y, arch_features(mixed, archs))
+    assert record["chosen"].endswith("+int8")
+    coef = dict(zip(cal.features, cal.coef))
+    assert coef["int8_excess_mixer"] / coef["lut_sum"] == pytest.approx(0.8, abs=0.1)
+    assert coef["int8_excess_conv"] / coef["lut_sum"] == pytest.approx(-0.4, abs=0.1)
+    table.set_calibration(cal)
+    fresh = [mixed.sample(np.random.default_rng(100 + i)) for i in range(30)]
+    truth = _mixed_truth(table, mixed, fresh, {"mixer": 0.8, "conv": -0.4})
+    np.testing.assert_allclose(predict_latency(table, mixed, fresh), truth, rtol=0.02)
+
+    # a table that prices every switch right keeps a model without the int8 terms
+    mixed, table, archs, keys, y = _mixed_synthetic({})
+    _, record = fit_space_calibration(table, keys, y, arch_features(mixed, archs))
+    assert "+int8" not in record["chosen"]
+
+
+def _mixed_truth(table, space, archs, switch_scale, scale: float = 1.1) -> np.ndarray:
+    features = table.calibration_features([arch_keys(space, a) for a in archs])
+    truth = scale * features["lut_sum"] + 0.05
+    for kind, extra in switch_scale.items():
+        truth = truth + scale * extra * features.get(f"int8_excess_{kind}", 0.0)
+    return truth
+
+
+def test_an_fp32_table_has_no_int8_features_or_candidates() -> None:
+    table, keys, y, extra = _synthetic({"attn": 0.08}, 1.15, 0.2)
+    assert not any(name.startswith("int8_") for name in table.calibration_features(keys))
+    _, record = fit_space_calibration(table, keys, y, extra)
+    assert not any("+int8" in name for name in record["loo_rms_relative_error"])
+
+
 def test_a_calibration_that_falls_as_the_units_get_slower_is_never_chosen() -> None:
     """Networks whose time follows their unit counts and falls with the unit sum (seen on a
     launch-bound GPU at batch 64): the signed per-kind fit is exact there but has a negative

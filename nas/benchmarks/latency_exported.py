@@ -22,6 +22,9 @@ Reproduce (the tables come from ``nas profile``, the runs from ``nas train``)::
 3. Calibration bias by network size: the table's calibration refitted on its own stored K
    end-to-end measurements without the measured per-call overhead (before) and with it (after),
    both scored on the exported files, by tercile of measured latency.
+4. With ``--remeasure-calibration``: the table's K calibration subnets timed again in this run
+   (:func:`calibration_remeasured`): whether an offset against the exported files comes from
+   the conditions the calibration was measured under when the table was profiled.
 
 Writes ``results/benchmarks/latency_exported.md`` and ``.csv`` (one row per config and runtime).
 """
@@ -146,6 +149,35 @@ def size_bias(table: LatencyTable, space_name: str, result: ExportedValidation,
     return rows
 
 
+def calibration_remeasured(table: LatencyTable, space_name: str, result: ExportedValidation,
+                           runtime: str) -> dict[str, Any] | None:
+    """The table's K calibration subnets timed again now, in this process, beside the times
+    ``nas profile`` stored: the median ratio (now / stored) says whether the calibration
+    networks ran slower or faster when profiled than the same networks run now; the calibration
+    refitted on the new times (same rule, same features) is scored on the exported files. An
+    offset the refit closes came from the conditions at profile time, not from the table's
+    units or its model."""
+    from nas.latency.space_profile import measure_networks, protocol_of
+
+    space = load_space(space_name)
+    cal_archs = stored_calibration_archs(table)
+    record = table.meta.notes.get("calibration_set") or {}
+    stored = record.get("measured_ms")
+    if not cal_archs or stored is None or len(result.models) < 3:
+        return None
+    now = measure_networks(space, cal_archs, protocol_of(table), batch=table.meta.batch,
+                           seed=int(record.get("seed", 0)))
+    keys = [arch_keys(space, a) for a in cal_archs]
+    cal, record = fit_space_calibration(table, keys, now, extra_features=arch_features(
+        space, cal_archs), call_overhead_ms=call_overhead_of(table))
+    scratch = deepcopy(table)
+    scratch.set_calibration(cal)
+    pred = predict_latency(scratch, space, [m.arch for m in result.models])
+    return {"ratio": float(np.median(now / np.asarray(stored, dtype=np.float64))),
+            "k": len(cal_archs), "chosen": record["chosen"],
+            "scores": agreement(pred, result.measured[runtime])}
+
+
 def prediction_variants(table: LatencyTable, space_name: str, result: ExportedValidation,
                         runtime: str) -> list[tuple[str, dict[str, float]]]:
     """The table's stored prediction beside the fit-free ones: the plain sum of unit medians and
@@ -226,6 +258,15 @@ def report(configs: list[dict[str, Any]], command: str, load: tuple[float, float
                 lines.append(f"| {b['calibration']} ({b['chosen']}) | " + " | ".join(cells)
                              + f" | {b['all']['mean_error_pct']:+.1f}%, "
                              f"{b['all']['within10_pct']:.0f}% |")
+        r = c.get("remeasured")
+        if r:
+            m = r["scores"]
+            lines += ["", f"The table's {r['k']} calibration subnets timed again in this run: "
+                      f"median {r['ratio']:.3f}x the times `nas profile` stored. Calibration "
+                      f"refitted on the new times ({r['chosen']}), on the exported files: "
+                      f"{m['within10_pct']:.0f}% within +/-10%, median abs. error "
+                      f"{m['median_ape_pct']:.1f}%, mean signed error {m['mean_error_pct']:+.1f}%, "
+                      f"Kendall {m['kendall_tau']:.3f}."]
         lines += ["", *(f"- note: {n}" for n in res.notes), ""]
     return "\n".join(lines) + "\n"
 
@@ -262,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--export-only", action="store_true")
+    parser.add_argument("--remeasure-calibration", action="store_true",
+                        help="also time each table's calibration subnets again in this run and "
+                        "score the calibration refitted on those times")
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the report's notes (what this run could not cover)")
     args = parser.parse_args(argv)
@@ -291,7 +335,10 @@ def main(argv: list[str] | None = None) -> int:
                                    say=lambda t: print(t, file=sys.stderr, flush=True))
         bias = size_bias(table, space_name, result, runtimes[0])
         variants = prediction_variants(table, space_name, result, runtimes[0])
-        configs.append({"result": result, "bias": bias, "variants": variants})
+        remeasured = (calibration_remeasured(table, space_name, result, runtimes[0])
+                      if args.remeasure_calibration else None)
+        configs.append({"result": result, "bias": bias, "variants": variants,
+                        "remeasured": remeasured})
         rows = [r for c in configs for r in metrics_rows(c["result"])]
         text = report(configs, command, (load0, os.getloadavg()[0]),
                       time.monotonic() - start)

@@ -234,6 +234,11 @@ def candidate_features(features: dict[str, np.ndarray]) -> dict[str, tuple[str, 
       parameter count. A unit timed alone keeps its weights in cache; in a whole network they
       are evicted by the other layers' and reloaded on each call, a cost proportional to the
       weight bytes (largest for attention and mixer layers on small token grids).
+    - with int8 units among the networks, each of these also as ``<name>+int8``: +
+      ``int8_excess_<kind>`` (:meth:`~nas.latency.table.LatencyTable.int8_excess_features`), a
+      scale per kind on what the table says switching that kind to int8 costs. Timed alone, a
+      unit's int8 switch is mispriced by a factor of its own (an int8 mixer 1.8x, a conv 0.6x:
+      ``results/benchmarks/int8_switch_cost.md``), which one scale on the sum cannot absorb.
 
     With ``lut_net`` among the features (the table has a MEASURED per-call overhead, see
     :func:`measure_call_overhead`), each candidate also comes as ``net-<name>`` with ``lut_net``
@@ -251,6 +256,10 @@ def candidate_features(features: dict[str, np.ndarray]) -> dict[str, tuple[str, 
     if "params" in features and np.ptp(features["params"]) > 0:
         out.update({f"{name}+weights" if name != "scale" else "weights": (*cols, "params")
                     for name, cols in list(out.items())})
+    int8 = tuple(name for name, col in features.items()
+                 if name.startswith("int8_excess_") and np.ptp(col) > 0)
+    if int8:
+        out.update({f"{name}+int8": (*cols, *int8) for name, cols in list(out.items())})
     if "lut_net" in features:
         out.update({f"net-{name}": ("lut_net", *cols[1:]) for name, cols in list(out.items())
                     if not name.startswith("per-layer")})

@@ -282,15 +282,17 @@ def predict_latency(
 
 
 ADDITIVE_FEATURES = frozenset({"lut_sum", "n_units", "params"}
-                              | {f"n_{k}" for k in (*UNIT_KINDS, QUANT, DEQUANT)})
+                              | {f"n_{k}" for k in (*UNIT_KINDS, QUANT, DEQUANT)}
+                              | {f"int8_excess_{k}" for k in UNIT_KINDS})
 
 
 def unit_cost_ms(table: LatencyTable, precision: str = FP32) -> Callable[[Unit], float]:
     """Per-unit calibrated cost (ms) at ``precision`` (the unit's ``@int8`` entry for int8) such
     that the sum over an architecture's units equals :func:`predict_latency` minus the
     calibration's intercept and the precision boundaries' costs (exact for the linear calibration
-    features ``lut_sum``, ``n_units``, ``n_<kind>`` and ``params``, all sums over units). A
-    calibration on any other feature is refused (:class:`IncompatibleFileError`)."""
+    features ``lut_sum``, ``n_units``, ``n_<kind>``, ``params`` and ``int8_excess_<kind>``, all
+    sums over units). A calibration on any other feature is refused
+    (:class:`IncompatibleFileError`)."""
     cal = table.calibration
     coef = dict(zip(cal.features, cal.coef)) if cal is not None else {"lut_sum": 1.0}
     unknown = sorted(set(coef) - ADDITIVE_FEATURES)
@@ -302,11 +304,17 @@ def unit_cost_ms(table: LatencyTable, precision: str = FP32) -> Callable[[Unit],
     def cost(unit: Unit) -> float:
         key = unit.key
         ms = float(table.lookup([unit_key(unit, precision)])[0])
+        excess = coef.get(f"int8_excess_{unit_kind(key)}", 0.0)
+        if precision == INT8 and excess:
+            excess *= ms - float(table.lookup([unit_key(unit, FP32)])[0])
+        else:
+            excess = 0.0
         return (
             coef.get("lut_sum", 0.0) * ms
             + coef.get("n_units", 0.0)
             + coef.get(f"n_{unit_kind(key)}", 0.0)
             + coef.get("params", 0.0) * unit_params(unit)
+            + excess
         )
 
     return cost

@@ -48,6 +48,7 @@ from nas.json_files import read_versioned_json
 from nas.latency.calibration import Calibration
 from nas.latency.environment import processor_name, runtime_versions
 from nas.latency.timing import Measurement, TimingProtocol
+from nas.precision import INT8, SUFFIX
 
 TABLE_COLUMNS: tuple[str, ...] = ("key", "mean_ms", "std_ms", "median_ms", "count")
 FORMAT = "nas-latency-table"
@@ -278,7 +279,35 @@ class LatencyTable:
                     [sum(1 for k in keys if k.split(":", 1)[0] == kind) for keys in keys_per_arch],
                     dtype=np.float64,
                 )
+        features.update(self.int8_excess_features(keys_per_arch))
         return features
+
+    def int8_excess_features(self, keys_per_arch: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+        """``int8_excess_<kind>`` per architecture, for each kind with an ``@int8`` key among the
+        architectures: the sum over its int8 units of that kind of (int8 median - the same
+        unit's fp32 median), the time the table says switching them to int8 adds (negative: saves).
+        A calibration coefficient ``c`` on it scales that switch by ``1 + c / a`` (``a`` on
+        ``lut_sum``): a unit timed alone can misprice what the switch costs inside a network
+        (``nas.benchmarks.int8_switch_cost``). One column per kind with an ``@int8`` entry in
+        the table or among the keys (zero where an architecture has none); empty for an
+        fp32-only table."""
+        suffix = SUFFIX + INT8
+        kinds = sorted({k.split(":", 1)[0] for k in self.entries if k.endswith(suffix)}
+                       | {k.split(":", 1)[0] for keys in keys_per_arch for k in keys
+                          if k.endswith(suffix)})
+        if not kinds:
+            return {}
+        fp32_keys = {k[: -len(suffix)] for keys in keys_per_arch for k in keys if k.endswith(suffix)}
+        absent = self.missing(fp32_keys)
+        if absent:
+            raise MissingKeysError(absent, table=self._name())
+        out = {f"int8_excess_{kind}": np.zeros(len(keys_per_arch)) for kind in kinds}
+        for i, keys in enumerate(keys_per_arch):
+            for k in keys:
+                if k.endswith(suffix):
+                    fp32 = self.entries[k[: -len(suffix)]].median_ms
+                    out[f"int8_excess_{k.split(':', 1)[0]}"][i] += self.entries[k].median_ms - fp32
+        return out
 
     def predict_from_keys(
         self,
