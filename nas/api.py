@@ -142,14 +142,15 @@ def profile_latency(
     device: str = "cpu",
     threads: int = 1,
     batch: int = 1,
-    calibrate: int = 20,
+    calibrate: int | None = None,
     seed: int = 0,
     precisions: str | Sequence[str] | None = None,
     progress: bool | None = None,
     **protocol: Any,
 ) -> ProfileResult:
     """Measure every unit of ``space`` on this machine into the latency table ``out`` (a CSV
-    path) and calibrate it on ``calibrate`` whole subnets, as ``nas profile`` does. ``device``:
+    path) and calibrate it on ``calibrate`` whole subnets (default 20, 40 with int8), as
+    ``nas profile`` does. ``device``:
     ``cpu``, ``cuda[:i]`` (torch eager), ``onnxruntime`` or ``torchscript``; ``precisions``
     (``"fp32,int8"``, ONNX Runtime only): every unit at each precision and the quantize /
     dequantize boundaries; ``protocol``: timing settings (``rounds``, ``repeats``, ...)."""

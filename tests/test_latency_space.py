@@ -415,3 +415,21 @@ def test_measured_call_overhead_is_taken_out_of_every_unit_not_fitted() -> None:
     assert coef["n_units"] == pytest.approx(-1.1 * overhead, rel=1e-5)
     features = {**table.calibration_features(keys), **extra}
     np.testing.assert_allclose(cal.predict(features), y, rtol=1e-6)
+
+
+@pytest.mark.parametrize("precisions", ["fp32", "fp32,int8"])
+def test_profile_times_more_calibration_subnets_for_an_int8_table(precisions, monkeypatch, tmp_path):
+    """Unless told, an int8 table is calibrated on more whole subnets than an fp32 one: its
+    switch scales double the free parameters (int8_calibration.md); an explicit K is kept."""
+    import nas.latency.space_profile as sp
+
+    seen: list[int] = []
+    monkeypatch.setattr(sp, "_profile_here", lambda space, out, protocol, batch, calibrate, *rest:
+                        (seen.append(calibrate), (None, 0, 0, 0, False))[1])
+    runtime = TimingProtocol(runtime="onnxruntime")
+    sp.profile_space(load_space("hybrid-tiny"), tmp_path / "t.csv", runtime, precisions=precisions)
+    sp.profile_space(load_space("hybrid-tiny"), tmp_path / "t.csv", runtime, precisions=precisions,
+                     calibrate=7)
+    fp32_default = sp.default_calibration_k(("fp32",))
+    assert seen[1] == 7
+    assert (seen[0] > fp32_default) if "int8" in precisions else (seen[0] == fp32_default)

@@ -4,7 +4,8 @@ Reproduce::
 
     python -m nas.benchmarks.int8_calibration --space hybrid-tiny \
         --table results/latency/int8-hybrid-tiny.csv \
-        --validation results/benchmarks/latency_int8_hybrid-tiny.csv --k 20 --k 40
+        --validation results/benchmarks/latency_int8_hybrid-tiny.csv \
+        --validation results/benchmarks/latency_int8_hybrid-tiny_seed2.csv --k 20 --k 40
 
 A table made by ``nas profile --precisions fp32,int8`` stores the end-to-end times of its
 calibration subnets; ``nas latency validate`` writes a CSV of other subnets measured end to end.
@@ -90,19 +91,24 @@ def run(space: SearchSpace, table: LatencyTable, archs: Sequence[Architecture],
     return rows
 
 
-def report(rows: Sequence[dict[str, object]], command: str, n_val: int) -> str:
+def report(sets: Sequence[tuple[str, int, Sequence[dict[str, object]]]], command: str) -> str:
+    """One table per validation set (name, number of subnets, rows of :func:`run`)."""
     lines = ["# INT8 table calibration: with and without per-kind switch scales", "",
              f"Reproduce: `{command}`", "",
-             f"Scored on the {n_val} validation subnets of the CSV (pass-1 times); fitted and "
-             "chosen on the first K calibration subnets stored in the table only.", "",
-             "| K | rule | chosen model | leave-one-out RMS | within +/-10% | median abs. error "
-             "| mean signed error | Kendall tau |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        lines.append(f"| {r['k']} | {r['rule']} | {r['chosen']} | {float(r['loo']):.1%} "  # type: ignore[arg-type]
-                     f"| {float(r['within10']):.0%} | {float(r['median_abs']):.1%} "  # type: ignore[arg-type]
-                     f"| {float(r['mean_signed']):+.1%} | {float(r['kendall']):.3f} |")  # type: ignore[arg-type]
-    lines += ["", "Formulas:", ""]
-    lines += [f"- K={r['k']}, {r['rule']}: `{r['formula']}`" for r in rows]
+             "Fitted and chosen on the first K calibration subnets stored in the table only; "
+             "scored on each validation CSV's subnets (pass-1 times), none of which is a "
+             "calibration subnet."]
+    for name, n_val, rows in sets:
+        lines += ["", f"## {name} ({n_val} subnets)", "",
+                  "| K | rule | chosen model | leave-one-out RMS | within +/-10% "
+                  "| median abs. error | mean signed error | Kendall tau |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in rows:
+            lines.append(f"| {r['k']} | {r['rule']} | {r['chosen']} | {float(r['loo']):.1%} "  # type: ignore[arg-type]
+                         f"| {float(r['within10']):.0%} | {float(r['median_abs']):.1%} "  # type: ignore[arg-type]
+                         f"| {float(r['mean_signed']):+.1%} | {float(r['kendall']):.3f} |")  # type: ignore[arg-type]
+    lines += ["", "Formulas (the same for every validation set):", ""]
+    lines += [f"- K={r['k']}, {r['rule']}: `{r['formula']}`" for r in sets[0][2]]
     return "\n".join(lines) + "\n"
 
 
@@ -110,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--space", default="hybrid-tiny")
     parser.add_argument("--table", required=True, help="a table with int8 entries")
-    parser.add_argument("--validation", required=True, help="the CSV of nas latency validate")
+    parser.add_argument("--validation", required=True, action="append",
+                        help="a CSV of nas latency validate (repeatable: one table each)")
     parser.add_argument("--k", type=int, action="append", help="calibration subnets (repeatable; "
                         "default: all the table stores)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -120,9 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = LatencyTable.load(args.table)
     space = load_space(args.space).with_precisions(table.meta.notes.get("precisions")
                                                    or (FP32, INT8))
-    archs, measured = read_validation(args.validation)
     ks = args.k or [len(stored_calibration_archs(table))]
-    atomic_write_text(args.out, report(run(space, table, archs, measured, ks), command, len(archs)))
+    sets = []
+    for path in args.validation:
+        archs, measured = read_validation(path)
+        sets.append((Path(path).name, len(archs), run(space, table, archs, measured, ks)))
+    atomic_write_text(args.out, report(sets, command))
     print(f"report: {args.out}")
     return 0
 

@@ -85,15 +85,17 @@ def _front(space: Any, predictor: Any, seed: int, budget: int, k: int) -> list[A
 
 
 class Measurer:
-    """Measures (and remembers in a JSON-lines file) accuracy, latency and size of architectures."""
+    """Measures (and remembers in a JSON-lines file) accuracy, latency and size of architectures;
+    ``timed=False``: accuracy and size only (no ONNX file timed)."""
 
-    def __init__(self, run_dir: str, work: Path, space: Any) -> None:
+    def __init__(self, run_dir: str, work: Path, space: Any, *, timed: bool = True) -> None:
         from nas.train.rundir import load_supernet
 
         self.run = load_supernet(run_dir, load_data=True)
         self.space = space
+        self.timed = timed
         self.run.supernet.space = space
-        self.path = work / "measured.jsonl"
+        self.path = work / ("measured.jsonl" if timed else "accuracy.jsonl")
         self.new = 0  # measured by this call (the others come from the file: a resumed run)
         self.known: dict[str, dict[str, Any]] = {}
         if self.path.is_file():
@@ -130,6 +132,9 @@ class Measurer:
         start = time.perf_counter()
         acc = evaluate_subnet(self.run.supernet, arch, self.run.splits, recal_batches=8,
                               recal_batch_size=64, seed=0)["acc"]
+        if not self.timed:
+            return {"val_acc": acc, "size_bytes": size_bytes(self.space, arch),
+                    "seconds": round(time.perf_counter() - start, 1)}
         model = recalibrated_subnet(self.run.supernet, arch.at_precision(FP32),
                                     self.run.splits.train, recal_batches=8, recal_batch_size=64,
                                     seed=0)

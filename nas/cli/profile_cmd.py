@@ -7,7 +7,7 @@ import sys
 
 from nas.cli import types as argtypes
 from nas.cli.options import deprecated_alias
-from nas.latency.protocol import DEFAULT_CALIBRATION_K, TimingProtocol
+from nas.latency.protocol import DEFAULT_CALIBRATION_K, INT8_CALIBRATION_K, TimingProtocol
 
 _DEFAULTS = TimingProtocol()
 
@@ -39,9 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="table CSV path (its sidecar: same name, .json)")
     p.add_argument("--threads", type=argtypes.parallel, default=1, help="intra-op threads (1)")
     p.add_argument("--batch", type=argtypes.positive_int, default=1, help="batch size of the example inputs (1)")
-    p.add_argument("--calibrate", type=argtypes.non_negative_int, default=DEFAULT_CALIBRATION_K,
+    p.add_argument("--calibrate", type=argtypes.non_negative_int, default=None,
                    help=f"random subnets timed end to end to fit the calibration "
-                        f"({DEFAULT_CALIBRATION_K}; 0: none)")
+                        f"({DEFAULT_CALIBRATION_K}; {INT8_CALIBRATION_K} with int8 precisions; "
+                        f"0: none)")
     p.add_argument("--seed", type=argtypes.seed, default=0,
                    help="seed of the unit weights and the calibration subnets (0)")
     p.add_argument("--precisions", default=None,

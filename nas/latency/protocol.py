@@ -4,6 +4,7 @@ without importing torch); :mod:`nas.latency.timing` measures with it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -14,6 +15,15 @@ from nas.onnx_graph import DEFAULT_EXPORTER, DEFAULT_OPSET, EXPORTERS, MIN_OPSET
 Runtime = Literal["torch", "onnxruntime", "torchscript"]
 CLOCKS: tuple[str, ...] = ("wall", "thread")
 DEFAULT_CALIBRATION_K = 20  # whole subnets timed to calibrate a table (nas profile --calibrate)
+# A table with int8 entries offers a switch scale per gene kind on top (about twice the free
+# parameters): at K=20 that model is chosen and overfits; at 40 it predicts fresh subnets
+# within +/-10% (results/benchmarks/int8_calibration.md).
+INT8_CALIBRATION_K = 40
+
+
+def default_calibration_k(precisions: Sequence[str]) -> int:
+    """Whole subnets ``nas profile`` times by default for a table of these precisions."""
+    return INT8_CALIBRATION_K if any(p != "fp32" for p in precisions) else DEFAULT_CALIBRATION_K
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from nas.devices import parse_device
 from nas.errors import UserError
 from nas.latency.calibration import Calibration
 from nas.latency.profiling import fill_missing
-from nas.latency.protocol import DEFAULT_CALIBRATION_K
+from nas.latency.protocol import default_calibration_k
 from nas.latency.quantized_units import fill_int8, require_onnxruntime
 from nas.latency.space_units import (
     all_precision_keys,
@@ -424,7 +424,7 @@ def profile_space(
     protocol: TimingProtocol | None = None,
     *,
     batch: int = 1,
-    calibrate: int = DEFAULT_CALIBRATION_K,
+    calibrate: int | None = None,
     seed: int = 0,
     ray_address: str | None = None,
     resource: str | None = None,
@@ -436,7 +436,9 @@ def profile_space(
     needed_for: Sequence[Architecture] | None = None,
 ) -> ProfileResult:
     """Measure every unit of ``space`` missing from the table at ``out`` and calibrate it on
-    ``calibrate`` end-to-end subnets (0: no calibration); see the module docstring.
+    ``calibrate`` end-to-end subnets (0: no calibration; default
+    :func:`~nas.latency.protocol.default_calibration_k` of the precisions); see the module
+    docstring.
     ``precisions`` (``"fp32,int8"``; default the space's): every unit at each, plus the
     quantize/dequantize boundaries (:mod:`nas.latency.quantized_units`), and calibration subnets
     with random precision policies. ``needed_for``: measure only the units these architectures
@@ -446,6 +448,8 @@ def profile_space(
     if precisions is not None:
         space = space.with_precisions(precisions)
     require_onnxruntime(space.precisions, protocol.runtime)
+    if calibrate is None:
+        calibrate = default_calibration_k(space.precisions)
     if batch < 1:
         raise UserError(f"--batch must be >= 1, got {batch}")
     if calibrate < 0:
