@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,12 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from nas.arch import Architecture
+from nas.benchmarks.command import reproduce_command
+from nas.benchmarks.int8_switch_cost import load_int8_table
 from nas.io import atomic_write_text
 from nas.latency.space_profile import fit_space_calibration, stored_calibration_archs
 from nas.latency.space_units import arch_features, predict_latency
 from nas.latency.table import LatencyTable
-from nas.precision import FP32, INT8
-from nas.spaces import load_space
 from nas.spaces.schema import SearchSpace
 from nas.units import arch_keys
 from predictors.metrics import kendall_tau
@@ -122,11 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "default: all the table stores)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    command = "python -m nas.benchmarks.int8_calibration " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    table = LatencyTable.load(args.table)
-    space = load_space(args.space).with_precisions(table.meta.notes.get("precisions")
-                                                   or (FP32, INT8))
+    command = reproduce_command("nas.benchmarks.int8_calibration", argv)
+    space, table = load_int8_table(args.space, args.table)
     ks = args.k or [len(stored_calibration_archs(table))]
     sets = []
     for path in args.validation:

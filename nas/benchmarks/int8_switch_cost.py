@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -30,13 +29,16 @@ from pathlib import Path
 import numpy as np
 
 from nas.arch import Architecture
+from nas.benchmarks.command import reproduce_command
 from nas.io import atomic_write_text
 from nas.latency.environment import load_summary, machine_summary
 from nas.latency.space_profile import (
     VALIDATION_STREAM,
     measure_networks,
     protocol_of,
+    space_for_table,
     stored_calibration_archs,
+    table_precisions,
 )
 from nas.latency.space_units import predict_latency
 from nas.latency.table import LatencyTable
@@ -45,6 +47,15 @@ from nas.spaces import load_space
 from nas.spaces.schema import SearchSpace
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "results" / "benchmarks" / "int8_switch_cost.md"
+
+
+def load_int8_table(space_name: str, path: str | Path) -> tuple[SearchSpace, LatencyTable]:
+    """The table at ``path`` and the space at its precisions; a table without int8 entries is
+    refused in one line."""
+    table = LatencyTable.load(path)
+    if INT8 not in table_precisions(table):
+        raise SystemExit(f"{path}: not an INT8 table (nas profile --precisions fp32,int8 makes one)")
+    return space_for_table(load_space(space_name), table), table
 
 
 def gene_kinds(arch: Architecture) -> list[str]:
@@ -135,11 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the report (what else ran, say); repeatable")
     args = parser.parse_args(argv)
-    command = "python -m nas.benchmarks.int8_switch_cost " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    table = LatencyTable.load(args.table)
-    space = load_space(args.space).with_precisions(table.meta.notes.get("precisions")
-                                                   or (FP32, INT8))
+    command = reproduce_command("nas.benchmarks.int8_switch_cost", argv)
+    space, table = load_int8_table(args.space, args.table)
     start, t0 = os.getloadavg()[0], time.perf_counter()
     rows = run(space, table, args.n, args.seed)
     header = (f"Measured on {machine_summary()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 from nas.arch import Architecture
+from nas.benchmarks.command import reproduce_command
 from nas.io import atomic_write_text
 from nas.latency.environment import load_summary, machine_summary
 from nas.latency.onnx_units import kernel_ms_by_group, units_in_file
@@ -202,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    command = "python -m nas.benchmarks.latency_context " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = reproduce_command("nas.benchmarks.latency_context", argv)
     space = load_space(args.space)
     archs = validation_archs(space, args.n, args.seed, exclude=calibration_archs(space, 20, 0))
     if args.extremes:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import time
 from copy import deepcopy
@@ -42,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.benchmarks.command import reproduce_command
 from nas.io import atomic_write_text
 from nas.latency.space_profile import (
     calibration_archs,
@@ -309,8 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the report's notes (what this run could not cover)")
     args = parser.parse_args(argv)
-    command = "python -m nas.benchmarks.latency_exported " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = reproduce_command("nas.benchmarks.latency_exported", argv)
     start, load0 = time.monotonic(), os.getloadavg()[0]
     runs = dict(r.split("=", 1) for r in args.run)
     for space_name, run in runs.items():

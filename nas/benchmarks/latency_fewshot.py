@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from nas.benchmarks import nb201
+from nas.benchmarks.command import reproduce_command
 from nas.benchmarks.fewshot_devices import DEFAULT_WORK, DEVICES, benchmark_archs, read_networks
 from nas.costs import unit_macs
 from nas.io import atomic_write_text
@@ -511,9 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the report (e.g. the load while measuring); repeatable")
     args = parser.parse_args(argv)
-    command = "python -m nas.benchmarks.latency_fewshot " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
-    )
+    command = reproduce_command("nas.benchmarks.latency_fewshot", argv)
     space = load_space(args.space)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not args.no_measure:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from nas.arch import Architecture
+from nas.benchmarks.command import reproduce_command
 from nas.precision import INT8
 from nas.spaces.schema import SearchSpace
 
@@ -132,8 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nas.train.rundir import RunPaths, read_space
 
     torch.set_num_threads(1)
-    command = "python -m nas.benchmarks.quantization_drop " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = reproduce_command("nas.benchmarks.quantization_drop", argv)
     start = time.perf_counter()
     space = read_space(RunPaths(Path(args.run)).space).with_precisions("fp32,int8")
     args.work.mkdir(parents=True, exist_ok=True)
