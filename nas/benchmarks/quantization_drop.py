@@ -84,8 +84,19 @@ def predicted_drops(drops: np.ndarray, features: np.ndarray) -> dict[str, np.nda
     }
 
 
+def supernet_line(run_dir: str | Path) -> str:
+    """How the run's supernet was trained (its recorded command), for the report."""
+    from nas.train.rundir import read_config
+
+    record = read_config(run_dir)[1]
+    words = str(record.get("runtime", {}).get("command", "")).split()
+    if not words:
+        return f"Supernet: `{run_dir}`."
+    return f"Supernet: `{run_dir}`, trained by `{' '.join([Path(words[0]).name, *words[1:]])}`."
+
+
 def report(rows: Sequence[dict], predictions: dict[str, np.ndarray], command: str,
-           seconds: float, new: int) -> str:
+           seconds: float, new: int, supernet: str) -> str:
     from nas.latency.environment import machine_summary
 
     drops = np.array([r["drop"] for r in rows])
@@ -93,7 +104,8 @@ def report(rows: Sequence[dict], predictions: dict[str, np.ndarray], command: st
              f"Reproduce: `{command}`", "",
              f"Machine: {machine_summary()}, load average (1 min) {os.getloadavg()[0]:.1f} when "
              f"written. This call: {seconds / 60:.1f} min, {new} accuracies measured (the others "
-             "read back from the work folder).", "",
+             "read back from the work folder); measuring all of them took "
+             f"{sum(r['seconds'] for r in rows) / 60:.1f} min.", "", supernet, "",
              f"{len(rows)} random fp32 subnets; each measured on the validation split in fp32 and "
              "all-int8 through the QDQ graph the export writes (ONNX Runtime). Drop = fp32 - int8 "
              "accuracy, in points.", "",
@@ -140,14 +152,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     archs = draw(space, args.n, args.seed)
     rows = []
     for i, arch in enumerate(archs):
-        fp32, int8 = measure(arch)["val_acc"], measure(arch.at_precision(INT8))["val_acc"]
+        a, b = measure(arch), measure(arch.at_precision(INT8))
+        fp32, int8 = a["val_acc"], b["val_acc"]
         rows.append({"arch": arch.to_str(), "fp32": fp32, "int8": int8,
-                     "drop": 100 * (fp32 - int8), "params": costs(space, arch).params})
+                     "drop": 100 * (fp32 - int8), "params": costs(space, arch).params,
+                     "seconds": a["seconds"] + b["seconds"]})
         print(f"{i + 1}/{len(archs)}: fp32 {100 * fp32:.2f}% int8 {100 * int8:.2f}%  {arch}",
               flush=True)
     predictions = predicted_drops(np.array([r["drop"] for r in rows]), cost_features(space, archs))
     atomic_write_text(args.out, report(rows, predictions, command,
-                                       time.perf_counter() - start, measure.new))
+                                       time.perf_counter() - start, measure.new,
+                                       supernet_line(args.run)))
     print(f"report: {args.out}")
     return 0
 
