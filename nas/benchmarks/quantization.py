@@ -1,10 +1,17 @@
 """Benchmark: architecture + precision policy searched jointly on the Fashion-MNIST supernet.
 
-Reproduce (about 25 minutes on 2 loaded cores; resumable: every measurement is appended to
-``<work>/measured.jsonl`` and reused)::
+Reproduce (8 minutes for 96 measurements on the quiet machine; resumable: every measurement is
+appended to ``<work>/measured.jsonl`` and reused)::
 
-    .venv/bin/python -m nas.benchmarks.quantization --run results/fmnist/supernet \\
-        --predictor results/fmnist/predictor --work results/quant/bench
+    python -m nas.benchmarks.quantization --run results/fmnist/supernet \\
+        --predictor results/fmnist/predictor --work results/quant/bench --seeds 3 --measure 8
+
+The run and predictor are those of ``nas run --preset fashion-mnist --out results/fmnist``, or
+its stages alone: ``nas train --space hybrid-fmnist --data fashion-mnist --epochs 4
+--batch-size 128 --threads 2 --seed 0 --out results/fmnist/supernet``, ``nas sample --run
+results/fmnist/supernet --n 300 --strategy flops --workers 2 --out results/fmnist/samples.csv``
+and ``nas fit --samples results/fmnist/samples.csv --model gbm --out results/fmnist/predictor``
+(gbm: the model the run's cross-validation chooses).
 
 Four methods, each with the same search budget (``--search-budget`` predictor evaluations of
 NSGA-II, objectives ``max:val_acc`` and ``min:size_bytes``) and the same measurement budget
@@ -245,20 +252,25 @@ def write_report(path: Path, args: argparse.Namespace, per_seed: dict, summary: 
                  seconds: float) -> None:
     from nas.io import atomic_write_text
 
+    measured = {row["arch_id"]: row for rows in per_seed.values() for m in METHODS for row in rows[m]}
     lines = ["# Quantization policy searched with the architecture (Fashion-MNIST supernet)", "",
              "Command:", "", "```", "python -m nas.benchmarks.quantization " + " ".join(
                  sys.argv[1:]), "```", "",
              f"Machine: {machine_summary()}, load average (1 min) {os.getloadavg()[0]:.1f} "
              "when the report was written; ONNX Runtime batch 1, 1 thread, thread-CPU clock. "
              f"Wall time of this call {seconds / 60:.1f} min (resumable: measurements already in "
-             f"the work folder's measured.jsonl are reused). Seeds: {args.seeds}; "
+             f"the work folder's measured.jsonl are reused; measuring all "
+             f"{len(measured)} took {sum(r.get('seconds', 0.0) for r in measured.values()) / 60:.1f} "
+             f"min). Seeds: {args.seeds}; "
              f"search budget {args.search_budget} predictor evaluations per method and seed; "
              f"measurement budget {args.measure} architectures per method and seed.", "",
              "## Hypervolume (mean ± std over seeds; per-seed reference point)", "",
-             "| method | accuracy vs latency | accuracy vs size |", "| --- | ---: | ---: |"]
+             "| method | accuracy vs latency | per seed | accuracy vs size | per seed |",
+             "| --- | ---: | ---: | ---: | ---: |"]
     for m in METHODS:
         h = summary["hypervolume"][m]
-        lines.append(f"| {m} | {_fmt(h['latency'])} | {_fmt(h['size'])} |")
+        lines.append(f"| {m} | {_fmt(h['latency'])} | {', '.join(f'{v:.4g}' for v in h['latency'])} "
+                     f"| {_fmt(h['size'])} | {', '.join(f'{v:.4g}' for v in h['size'])} |")
     r = summary["ratios_vs_c"]
     lines += ["", "## At equal accuracy against (c) fp32 search then all int8", "",
               f"- latency ratio (c)/(a), median over (c) points, per seed: "
