@@ -146,6 +146,7 @@ def profile_latency(
     seed: int = 0,
     precisions: str | Sequence[str] | None = None,
     progress: bool | None = None,
+    workers: int | None = None,
     **protocol: Any,
 ) -> ProfileResult:
     """Measure every unit of ``space`` on this machine into the latency table ``out`` (a CSV
@@ -153,7 +154,8 @@ def profile_latency(
     ``nas profile`` does. ``device``:
     ``cpu``, ``cuda[:i]`` (torch eager), ``onnxruntime`` or ``torchscript``; ``precisions``
     (``"fp32,int8"``, ONNX Runtime only): every unit at each precision and the quantize /
-    dequantize boundaries; ``protocol``: timing settings (``rounds``, ``repeats``, ...)."""
+    dequantize boundaries; ``workers``: processes exporting to ONNX ahead of timing (default
+    one per core, at most 4); ``protocol``: timing settings (``rounds``, ``repeats``, ...)."""
     from nas.latency.space_profile import profile_space, protocol_for
     from nas.progress import progress_enabled
 
@@ -167,6 +169,7 @@ def profile_latency(
         precisions=precisions,
         progress=progress_enabled(progress),
         say=lambda _line: None,
+        workers=workers,
     )
 
 

@@ -45,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         f"0: none)")
     p.add_argument("--seed", type=argtypes.seed, default=0,
                    help="seed of the unit weights and the calibration subnets (0)")
+    p.add_argument("--workers", type=argtypes.parallel, default=None,
+                   help="processes that export units and networks to ONNX before they are timed "
+                        "(onnxruntime); timing itself runs in one process, one item at a time, "
+                        "while they wait (default: one per core, at most 4; 1: no processes)")
     p.add_argument("--precisions", default=None,
                    help="precisions to profile every unit at, e.g. fp32,int8 (default: the "
                         "space's, fp32 only). int8 (onnxruntime only): each unit as the QDQ graph "
@@ -124,6 +128,7 @@ def _run_locked(args: argparse.Namespace) -> int:
         resource=args.resource,
         progress=not args.no_progress,
         precisions=args.precisions,
+        workers=args.workers,
         say=lambda text: print(f"nas profile: {text}", file=sys.stderr, flush=True),
     )
     print(

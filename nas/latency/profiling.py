@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from nas.latency.export_pool import ExportPool
 from nas.latency.table import LatencyTable
 from nas.latency.timing import Inputs, TimingItem, TimingProtocol, measure_many
 
@@ -37,10 +38,12 @@ def fill_missing(
     chunk_size: int = 16,
     save_every_s: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
+    export_pool: ExportPool | None = None,
 ) -> list[str]:
     """Measure every key of ``builders`` missing from ``table``; returns the keys measured.
 
-    ``progress(done_units, total_units)`` is called after each chunk.
+    ``progress(done_units, total_units)`` is called after each chunk. ``export_pool``: exports
+    each chunk's modules in parallel before it is timed (ONNX Runtime; see :func:`measure_many`).
     """
     todo = table.missing(builders)
     last_save = time.monotonic()
@@ -50,7 +53,7 @@ def fill_missing(
         for key in chunk:
             module, example = builders[key]()
             items.append(TimingItem(key, module, example))
-        table.update(measure_many(items, protocol, rng=rng))
+        table.update(measure_many(items, protocol, rng=rng, export_pool=export_pool))
         del items
         if progress is not None:
             progress(start + len(chunk), len(todo))

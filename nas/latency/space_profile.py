@@ -38,6 +38,7 @@ from nas.arch import Architecture
 from nas.devices import parse_device
 from nas.errors import UserError
 from nas.latency.calibration import Calibration
+from nas.latency.export_pool import ExportPool, default_export_workers
 from nas.latency.profiling import fill_missing
 from nas.latency.protocol import default_calibration_k
 from nas.latency.quantized_units import fill_int8, require_onnxruntime
@@ -162,10 +163,12 @@ def measure_networks(
     seed: int = 0,
     rng: np.random.Generator | None = None,
     progress: Callable[[int, int], None] | None = None,
+    export_pool: ExportPool | None = None,
 ) -> np.ndarray:
     """End-to-end latency (ms, the protocol's lowest round median) of each subnet, all timed in
     interleaved rounds. Weights of network ``i`` come from ``default_rng([seed, i])``; a subnet
-    with an int8 gene is timed as its QDQ file (:func:`nas.latency.quantized_units.network_item`)."""
+    with an int8 gene is timed as its QDQ file (:func:`nas.latency.quantized_units.network_item`).
+    ``export_pool`` exports the fp32 networks in parallel before any is timed."""
     from nas.latency.quantized_units import network_item
 
     rng = rng if rng is not None else np.random.default_rng(seed)
@@ -176,7 +179,8 @@ def measure_networks(
             items.append(network_item(space, arch, net, x, Path(tmp), f"net{i}",
                                       np.random.default_rng([seed, i, 1])))
         with quiet_onnx_export():
-            measured = measure_many(items, protocol, rng=rng, progress=progress)
+            measured = measure_many(items, protocol, rng=rng, progress=progress,
+                                    export_pool=export_pool)
     return np.array([measured[f"net{i}"].latency_ms for i in range(len(archs))])
 
 
@@ -434,6 +438,7 @@ def profile_space(
     say: Say = print,
     precisions: Sequence[str] | str | None = None,
     needed_for: Sequence[Architecture] | None = None,
+    workers: int | None = None,
 ) -> ProfileResult:
     """Measure every unit of ``space`` missing from the table at ``out`` and calibrate it on
     ``calibrate`` end-to-end subnets (0: no calibration; default
@@ -443,7 +448,9 @@ def profile_space(
     quantize/dequantize boundaries (:mod:`nas.latency.quantized_units`), and calibration subnets
     with random precision policies. ``needed_for``: measure only the units these architectures
     and the calibration subnets contain (a partial table that predicts them; here only, not on a
-    Ray node)."""
+    Ray node). ``workers``: processes that export units and networks to ONNX before they are
+    timed (:mod:`nas.latency.export_pool`; default
+    :func:`~nas.latency.export_pool.default_export_workers`); timing runs in this process."""
     protocol = protocol if protocol is not None else TimingProtocol()
     if precisions is not None:
         space = space.with_precisions(precisions)
@@ -452,6 +459,8 @@ def profile_space(
         calibrate = default_calibration_k(space.precisions)
     if batch < 1:
         raise UserError(f"--batch must be >= 1, got {batch}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
     if calibrate < 0:
         raise UserError(f"--calibrate must be >= 0, got {calibrate}")
     out = Path(out)
@@ -468,15 +477,16 @@ def profile_space(
         existing = LatencyTable.load(csv_path) if csv_path.exists() else None
         say(f"profiling on the Ray node with resource {resource!r} ({ray_address})")
         table, n_keys, already, measured, calibrated = run_on_resource(
-            _profile_remote, space, protocol, batch, calibrate, seed, existing,
+            _profile_remote, space, protocol, batch, calibrate, seed, existing, workers,
             resource=resource, address=ray_address,
         )
         table.save(out)
     else:
-        table, n_keys, already, measured, calibrated = _profile_here(
-            space, out, protocol, batch, calibrate, seed, chunk_size, save_every_s, progress, say,
-            needed_for,
-        )
+        with ExportPool(workers or default_export_workers()) as pool:
+            table, n_keys, already, measured, calibrated = _profile_here(
+                space, out, protocol, batch, calibrate, seed, chunk_size, save_every_s, progress,
+                say, pool, needed_for,
+            )
     return ProfileResult(
         LatencyTable.paths(out)[0], table, n_keys, already, measured, calibrated,
         time.monotonic() - start,
@@ -490,13 +500,16 @@ def _profile_remote(
     calibrate: int,
     seed: int,
     existing: LatencyTable | None,
+    workers: int | None,
 ) -> tuple[LatencyTable, int, int, int, bool]:
     """Runs on the device's node: profile into a temporary file, return the table."""
-    with tempfile.TemporaryDirectory(prefix="nas-profile-") as tmp:
+    with (tempfile.TemporaryDirectory(prefix="nas-profile-") as tmp,
+          ExportPool(workers or default_export_workers()) as pool):
         path = Path(tmp) / "table.csv"
         if existing is not None:
             existing.save(path)
-        return _profile_here(space, path, protocol, batch, calibrate, seed, 16, 30.0, False, print)
+        return _profile_here(space, path, protocol, batch, calibrate, seed, 16, 30.0, False, print,
+                             pool)
 
 
 def _profile_here(
@@ -510,6 +523,7 @@ def _profile_here(
     save_every_s: float,
     progress: bool,
     say: Say,
+    export_pool: ExportPool,
     needed_for: Sequence[Architecture] | None = None,
 ) -> tuple[LatencyTable, int, int, int, bool]:
     meta = TableMeta.for_protocol(
@@ -553,6 +567,7 @@ def _profile_here(
                 chunk_size=chunk_size,
                 save_every_s=save_every_s,
                 progress=lambda done, total: bar.update(done - bar.n),
+                export_pool=export_pool,
             )
     # ONNX Runtime and TorchScript: each unit timed alone pays a session / interpreter call the
     # whole network pays once. In torch eager every unit inside the network is still a module
@@ -582,6 +597,7 @@ def _profile_here(
                 space, archs, protocol, batch=batch, seed=seed,
                 rng=np.random.default_rng([seed, 2]),
                 progress=lambda done, total: bar.update(done - bar.n),
+                export_pool=export_pool,
             )
         cal = calibrate_table(table, space, archs, measured, seed=seed)
         table.save(out)

@@ -40,6 +40,7 @@ import contextlib
 import copy
 import functools
 import gc
+import itertools
 import math
 import tempfile
 import time
@@ -54,6 +55,7 @@ from torch import nn
 
 from nas.devices import parse_device
 from nas.errors import UserError
+from nas.latency.export_pool import ExportJob, ExportPool, ExportSettings
 from nas.latency.protocol import (  # noqa: F401 - re-exported: the protocol's old home
     CLOCKS,
     Runtime,
@@ -140,11 +142,14 @@ def measure_many(
     *,
     rng: np.random.Generator | None = None,
     progress: Callable[[int, int], None] | None = None,
+    export_pool: ExportPool | None = None,
 ) -> dict[str, Measurement]:
     """Time many items with interleaved rounds; returns ``{key: Measurement}``.
 
     ``rng`` shuffles the visiting order of each round (default: ``np.random.default_rng(0)``).
-    ``progress(done, total)`` is called after each item-round.
+    ``progress(done, total)`` is called after each item-round. ``export_pool``: with the
+    onnxruntime runtime, the items' modules are exported by it all at once before any is timed
+    (:mod:`nas.latency.export_pool`); the same files, made in parallel.
     """
     protocol = protocol if protocol is not None else TimingProtocol()
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -161,6 +166,8 @@ def measure_many(
             if isinstance(item.fn, nn.Module):
                 stack.callback(item.fn.train, item.fn.training)
         tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nas-latency-")))
+        if export_pool is not None and protocol.runtime == "onnxruntime":
+            items = _exported_ahead(items, protocol, export_pool, tmpdir)
         runners = [_make_runner(item, protocol, device, tmpdir, i) for i, item in enumerate(items)]
         stack.enter_context(torch.inference_mode())
         for runner in runners:
@@ -342,6 +349,36 @@ def _clock(protocol: TimingProtocol) -> Callable[[], int]:
     return time.thread_time_ns if protocol.clock == "thread" else time.perf_counter_ns
 
 
+def _exported_ahead(items: Sequence[TimingItem], protocol: TimingProtocol, pool: ExportPool,
+                    tmpdir: Path) -> list[TimingItem]:
+    """``items`` with every module that :func:`_onnx_runner` would export (one input, weights on
+    the CPU) exported by ``pool`` and replaced by its file."""
+    chosen: list[int] = []
+    jobs: list[ExportJob] = []
+    for i, item in enumerate(items):
+        fn, args = item.fn, _as_tuple(item.example_input)
+        if (isinstance(fn, nn.Module) and len(args) == 1
+                and all(t.device.type == "cpu" for t in itertools.chain(fn.parameters(), fn.buffers()))):
+            chosen.append(i)
+            jobs.append(ExportJob(fn.eval(), args[0].detach().cpu().clone(),
+                                  tmpdir / f"ahead{i}.onnx"))
+    settings = ExportSettings(protocol.onnx_opset, protocol.onnx_exporter,
+                              protocol.onnx_dynamic_batch)
+    out = list(items)
+    for i, job, error in zip(chosen, jobs, pool.export(jobs, settings)):
+        if error is not None:
+            raise _export_error(items[i].key, job.module, error)
+        out[i] = TimingItem(items[i].key, OnnxModel(job.path), (job.example,))
+    return out
+
+
+def _export_error(key: str, module: nn.Module, exc: BaseException) -> UserError:
+    error = UserError(f"could not export {type(module).__name__} ({key}) to ONNX: "
+                      f"{type(exc).__name__}: {str(exc)[:300]}")
+    error.__cause__ = exc
+    return error
+
+
 def _onnx_runner(
     key: str,
     module: nn.Module,
@@ -360,8 +397,7 @@ def _onnx_runner(
         export_onnx(module.eval(), x, path, opset=protocol.onnx_opset,
                     exporter=protocol.onnx_exporter, dynamic_batch=protocol.onnx_dynamic_batch)
     except Exception as exc:
-        raise UserError(f"could not export {type(module).__name__} ({key}) to ONNX: "
-                        f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+        raise _export_error(key, module, exc) from exc
     return _session_runner(key, path, (x,), protocol, device)
 
 
