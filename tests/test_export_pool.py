@@ -132,3 +132,17 @@ def test_benchmark_writes_its_report(tmp_path) -> None:
     text = out.read_text()
     assert "python -m nas.benchmarks.profile_workers --space hybrid-tiny" in text
     assert "Speed-up" in text and "repeatability" in text
+
+
+def test_many_modules_at_once_do_not_exhaust_file_descriptors(tmp_path) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+    try:  # 300 tensors: sent as shared-memory descriptors they would pass the limit of 256
+        jobs = [ExportJob(nn.Sequential(*[nn.Conv2d(2, 2, 1) for _ in range(5)]).eval(),
+                          torch.randn(1, 2, 4, 4), tmp_path / f"m{i}.onnx") for i in range(30)]
+        with ExportPool(2) as pool:
+            assert pool.export(jobs, SETTINGS) == [None] * 30
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

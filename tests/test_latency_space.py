@@ -219,6 +219,27 @@ def test_calibration_and_validation_networks_never_overlap() -> None:
     ]
 
 
+def test_calibration_networks_span_the_space_half_stratified_half_uniform() -> None:
+    from nas.costs import flops
+    from nas.latency.space_profile import CALIBRATION_STREAM, distinct_archs
+
+    for k in (8, 20, 21):
+        cal = calibration_archs(TINY, k, seed=3)
+        assert len({a.arch_id() for a in cal}) == k
+        # the largest and the smallest subnets lead the stratified half
+        assert {cal[0].arch_id(), cal[1].arch_id()} == {
+            TINY.largest().arch_id(), TINY.smallest().arch_id()}
+        half = [flops(TINY, a) for a in cal[: k // 2]]
+        assert min(half) == flops(TINY, TINY.smallest())
+        assert max(half) == flops(TINY, TINY.largest())
+    # three networks, or a space with int8 genes: the uniform set alone, as before
+    uniform = distinct_archs(TINY, 3, np.random.default_rng([0, CALIBRATION_STREAM]))
+    assert calibration_archs(TINY, 3, seed=0) == uniform
+    mixed = TINY.with_precisions("fp32,int8")
+    assert calibration_archs(mixed, 20, seed=0) == distinct_archs(
+        mixed, 20, np.random.default_rng([0, CALIBRATION_STREAM]))
+
+
 def test_distinct_archs_fails_clearly_when_the_space_is_too_small() -> None:
     small = replace(
         TINY,
@@ -231,8 +252,12 @@ def test_distinct_archs_fails_clearly_when_the_space_is_too_small() -> None:
 
 def _synthetic(per_kind: dict[str, float], scale: float, intercept: float,
                per_param: float = 0.0, k: int = 20):
+    from nas.latency.space_profile import CALIBRATION_STREAM, distinct_archs
+
     table = _table(TINY)
-    archs = calibration_archs(TINY, k, seed=0)
+    # uniform subnets (the choice logic under test does not depend on how they were drawn; the
+    # falling-scale device below has a positive signed fit only over their narrower range)
+    archs = distinct_archs(TINY, k, np.random.default_rng([0, CALIBRATION_STREAM]))
     keys = [arch_keys(TINY, a) for a in archs]
     extra = arch_features(TINY, archs)
     y = scale * table.lut_sums(keys) + intercept + per_param * extra["params"]
@@ -379,8 +404,12 @@ def test_clock_choice() -> None:
 def test_calibration_never_extrapolates_below_zero_at_the_extremes() -> None:
     from nas.latency.space_profile import calibrate_table
 
+    from nas.latency.space_profile import CALIBRATION_STREAM, distinct_archs
+
     table = _table(TINY)
-    archs = calibration_archs(TINY, 20, seed=0)
+    # uniform subnets, none as small as the smallest (the guard is what keeps that one positive;
+    # the default calibration set contains the smallest itself)
+    archs = distinct_archs(TINY, 20, np.random.default_rng([0, CALIBRATION_STREAM]))
     smallest = TINY.smallest()
     keys = [arch_keys(TINY, a) for a in archs]
     n_min, l_min = len(arch_keys(TINY, smallest)), table.lut_sums([arch_keys(TINY, smallest)])[0]

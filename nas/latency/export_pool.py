@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -104,8 +105,11 @@ class ExportPool:
         todo = list(range(len(jobs)))
         executor = self._started() if len(jobs) >= self.min_batch else None
         if executor is not None:
+            # plain pickle bytes: multiprocessing's own pickler, with torch imported, would send
+            # every tensor as a shared-memory file descriptor (a hundred networks exhaust the
+            # process's open-file limit)
             futures: dict[int, Future[None]] = {
-                i: executor.submit(_export_job, jobs[i], settings) for i in todo
+                i: executor.submit(_export_pickled, pickle.dumps(jobs[i]), settings) for i in todo
             }
             todo = []
             for i, future in futures.items():
@@ -147,6 +151,10 @@ def _worker_init(parent_pid: int) -> None:
 
     die_with_parent(parent_pid)
     torch.set_num_threads(1)  # the workers share the cores: one thread each
+
+
+def _export_pickled(job: bytes, settings: ExportSettings) -> None:
+    _export_job(pickle.loads(job), settings)  # bytes this process's parent pickled just now
 
 
 def _export_job(job: ExportJob, settings: ExportSettings) -> None:

@@ -6,7 +6,8 @@
    protocol) or started empty. The keys of :func:`nas.latency.space_units.space_keys` it lacks are
    measured with :func:`nas.latency.profiling.fill_missing` (chunks of interleaved rounds, saved
    as it goes), so an interrupted run continues where it stopped.
-2. K (default 20) random subnets from the calibration seed stream are built whole
+2. K (default 20) subnets from the calibration seed stream (half spread over the space's FLOPs
+   range, half uniform: :func:`calibration_archs`) are built whole
    (:func:`~nas.latency.space_units.build_network`) and timed end to end with the same protocol,
    interleaved. :func:`fit_space_calibration` picks, by leave-one-out error on these K networks,
    the calibration that the data support (a scale; plus a per-layer or per-kind overhead; plus
@@ -134,8 +135,24 @@ def distinct_archs(
 
 
 def calibration_archs(space: SearchSpace, k: int, seed: int = 0) -> list[Architecture]:
-    """The K calibration subnets of ``seed`` (their own seed stream)."""
-    return distinct_archs(space, k, np.random.default_rng([seed, CALIBRATION_STREAM]))
+    """The K calibration subnets of ``seed`` (their own seed stream).
+
+    An fp32 space's set is half stratified by FLOPs over the space's whole range (the largest
+    and the smallest subnets first: :func:`nas.sample.draw.draw_architectures`) and half uniform
+    (where random subnets lie). Uniform subnets alone are all mid-sized: a calibration fitted on
+    them extrapolated to the small networks a latency-bounded search picks, and under-predicted
+    them by up to 28% (``results/benchmarks/calibration_set.md``). A space with int8 genes keeps
+    the uniform set its switch scales were validated with
+    (``results/benchmarks/int8_calibration.md``)."""
+    rng = np.random.default_rng([seed, CALIBRATION_STREAM])
+    n_stratified = k // 2 if tuple(space.precisions) == (FP32,) and k >= 4 else 0
+    if n_stratified == 0:
+        return distinct_archs(space, k, rng)
+    from nas.sample.draw import draw_architectures
+
+    stratified = draw_architectures(space, n_stratified, strategy="flops",
+                                    seed=int(rng.integers(2**31)))
+    return stratified + distinct_archs(space, k - n_stratified, rng, exclude=stratified)
 
 
 def validation_archs(
