@@ -402,9 +402,7 @@ def test_clock_choice() -> None:
 
 
 def test_calibration_never_extrapolates_below_zero_at_the_extremes() -> None:
-    from nas.latency.space_profile import calibrate_table
-
-    from nas.latency.space_profile import CALIBRATION_STREAM, distinct_archs
+    from nas.latency.space_profile import CALIBRATION_STREAM, calibrate_table, distinct_archs
 
     table = _table(TINY)
     # uniform subnets, none as small as the smallest (the guard is what keeps that one positive;
