@@ -28,9 +28,8 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from nas.arch import Architecture
-from nas.benchmarks.command import reproduce_command
+from nas.benchmarks.command import reproduce_command, write_report
 from nas.costs import flops as arch_flops
-from nas.io import atomic_write_text
 from nas.latency.environment import machine_summary
 from nas.latency.export_pool import ExportPool, default_export_workers
 from nas.latency.space_profile import (
@@ -128,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "Measured latency ranges (ms): " + "; ".join(
             f"{name} {measured[name].min():.3f}-{measured[name].max():.3f}" for name in groups),
     ]
-    text = "\n".join(lines) + "\n"
-    atomic_write_text(args.out, text)
-    print(text)
+    write_report(args.out, lines)
     return 0
 
 

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import kendalltau
 
-from nas.benchmarks.command import reproduce_command
-from nas.io import atomic_write_text
+from nas.benchmarks.command import reproduce_command, write_report
 from nas.latency.environment import machine_summary
 from nas.latency.export_pool import default_export_workers
 from nas.latency.space_profile import validation_archs
@@ -133,9 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * u['within 10%']:.0f}% | {u['kendall']:.3f} | {p['median ratio']:.3f} | "
             f"{100 * p['within 5%']:.0f}% | {100 * p['within 10%']:.0f}% | {p['kendall']:.3f} |"
         )
-    text = "\n".join(lines) + "\n"
-    atomic_write_text(args.out, text)
-    print(text)
+    write_report(args.out, lines)
     return 0
 
 
